@@ -1,0 +1,44 @@
+//! `airlock`: run, fine-tune and serve quantized Llama models on your own machine.
+//!
+//! The commands are shaped like Ollama's (`pull`, `run`, `list`) so the people we serve can type
+//! what they already know; `generate` and `inspect` are for scripts and debugging.
+
+mod commands;
+mod loaded;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "airlock",
+    version,
+    about = "Offline LoRA fine-tuning and serving of quantized Llama models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch a model into the local store (default: the default model).
+    Pull(commands::pull::Args),
+    /// Chat with a model: one answer for a prompt, an interactive session without one.
+    Run(commands::run::Args),
+    /// List the models in the local store.
+    List,
+    /// Generate text from a prompt, streaming it to stdout (statistics go to stderr).
+    Generate(commands::generate::Args),
+    /// Show a model's architecture, quantization, sizes and chat template.
+    Inspect(commands::inspect::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Pull(args) => commands::pull::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::List => commands::list::run(),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
+    }
+}

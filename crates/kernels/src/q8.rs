@@ -1,0 +1,61 @@
+//! 8-bit quantization of activation rows in blocks of 32 (llama.cpp's `quantize_row_q8_1_ref`):
+//! `d = max|x| / 127`, `q = round(x / d)`, and the block's sum `s = d * Σq` for formats with an
+//! offset (Q4_1). `d` and `s` are rounded to f16, as ggml stores them.
+
+use half::f16;
+
+use crate::BLOCK;
+
+/// One quantized block of an activation row.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Q8Block {
+    pub d: f32,
+    /// `d * Σ qs`, used with the per-block minimum of Q4_1 weights.
+    pub s: f32,
+    pub qs: [i8; BLOCK],
+}
+
+/// Quantizes `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks).
+pub fn quantize_row_q8(x: &[f32], out: &mut [Q8Block]) {
+    for (block, xs) in out.iter_mut().zip(x.chunks_exact(BLOCK)) {
+        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in block.qs.iter_mut().zip(xs) {
+            *q = (v * id).round() as i8;
+            sum += *q as i32;
+        }
+        block.d = round_f16(d);
+        block.s = round_f16(sum as f32 * d);
+    }
+}
+
+fn round_f16(v: f32) -> f32 {
+    f16::from_f32(v).to_f32()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantized_blocks_reconstruct_the_row_within_half_a_step() {
+        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.173).collect();
+        let mut blocks = vec![Q8Block::default(); 2];
+        quantize_row_q8(&x, &mut blocks);
+        for (b, xs) in blocks.iter().zip(x.chunks(32)) {
+            for (q, v) in b.qs.iter().zip(xs) {
+                assert!((*q as f32 * b.d - v).abs() <= b.d * 0.51, "{q} * {} vs {v}", b.d);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_row_quantizes_to_zero() {
+        let mut blocks = vec![Q8Block::default(); 1];
+        quantize_row_q8(&[0.0; 32], &mut blocks);
+        assert_eq!(blocks[0].d, 0.0);
+        assert!(blocks[0].qs.iter().all(|&q| q == 0));
+    }
+}

@@ -1,0 +1,168 @@
+//! The pieces of a Llama block: linear projection, RMSNorm (Zhang & Sennrich, 2019), SwiGLU
+//! feed-forward (Shazeer, 2020) and grouped-query attention (Ainslie et al., 2023).
+
+use burn::tensor::activation::silu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use std::sync::Arc;
+
+use airlock_kernels::{BlockFormat, QMatrix};
+
+use crate::load::{HostData, HostTensor};
+use crate::{KvCache, LlamaConfig, ModelError, Rope};
+
+/// `y = x W^T`, no bias: the one seam through which every projection's matmul passes.
+///
+/// On the CPU, weights whose blocks have a kernel in `airlock-kernels` stay packed and the
+/// product runs on them (8-bit activations, as llama.cpp); anything else is dequantized once and
+/// multiplied by burn.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: LinearWeight,
+}
+
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per projection; boxing the tensor buys nothing
+enum LinearWeight {
+    Dense(Tensor<2>),     // [in, out] (a transposed view of the file's [out, in] rows)
+    Packed(Arc<QMatrix>), // [out, in] in GGUF blocks
+}
+
+impl Linear {
+    pub fn new(w: HostTensor, device: &Device) -> Result<Self, ModelError> {
+        let (out, inp) = (w.shape[0], w.shape[1]);
+        if let HostData::Packed { ggml_type, bytes } = &w.data
+            && let Some(format) = BlockFormat::from_name(ggml_type.name())
+            && *device == Device::flex()
+        {
+            let matrix = QMatrix::new(format, out, inp, bytes.clone())?;
+            return Ok(Self {
+                weight: LinearWeight::Packed(Arc::new(matrix)),
+            });
+        }
+        let weight: Tensor<2> = Tensor::from_data(TensorData::new(w.into_f32()?, [out, inp]), device);
+        Ok(Self {
+            weight: LinearWeight::Dense(weight.transpose()),
+        })
+    }
+
+    /// `x`: `[batch, seq, in]` -> `[batch, seq, out]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        match &self.weight {
+            LinearWeight::Dense(w) => burn::tensor::module::linear(x, w.clone(), None),
+            LinearWeight::Packed(m) => {
+                let [b, seq, _] = x.dims();
+                let device = x.device();
+                let input = x.into_data().try_to_vec::<f32>().expect("activations are f32");
+                Tensor::from_data(TensorData::new(m.matmul(&input), [b, seq, m.rows()]), &device)
+            }
+        }
+    }
+}
+
+/// Root-mean-square normalization with a learned gain.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    gain: Tensor<1>, // [dim]
+    eps: f32,
+}
+
+impl RmsNorm {
+    pub fn new(w: HostTensor, eps: f32, device: &Device) -> Result<Self, ModelError> {
+        let gain = w.into_f32()?;
+        let dim = gain.len();
+        Ok(Self {
+            gain: Tensor::from_data(TensorData::new(gain, [dim]), device),
+            eps,
+        })
+    }
+
+    /// `x`: `[batch, seq, dim]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let mean_sq = x.clone().powi_scalar(2).mean_dim(2); // [batch, seq, 1]
+        x * (mean_sq + self.eps).sqrt().recip() * self.gain.clone().unsqueeze::<3>()
+    }
+}
+
+/// SwiGLU: `down(silu(gate(x)) * up(x))`.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+impl Mlp {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.down
+            .forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+    }
+}
+
+/// Causal self-attention with `n_kv_heads` key/value heads shared by groups of query heads.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+}
+
+impl Attention {
+    /// `x`: `[batch, seq, dim]` at positions `cache.len()..cache.len() + seq`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        layer: usize,
+        cfg: &LlamaConfig,
+        rope: &Rope,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let [b, len, _] = x.dims();
+        let (hd, start) = (cfg.head_dim, cache.len());
+        let heads = |t: Tensor<3>, n: usize| t.reshape([b, len, n, hd]).swap_dims(1, 2); // [b, n, len, hd]
+        let q = rope.apply(heads(self.q.forward(x.clone()), cfg.n_heads), start);
+        let k = rope.apply(heads(self.k.forward(x.clone()), cfg.n_kv_heads), start);
+        let v = heads(self.v.forward(x), cfg.n_kv_heads);
+        let (k, v) = cache.append(layer, k, v); // [b, n_kv, total, hd]
+        let total = k.dims()[2];
+        // Query head h reads key/value head h / n_rep, as llama.cpp groups them.
+        let share = |t: Tensor<4>| {
+            t.unsqueeze_dim::<5>(2)
+                .expand([b, cfg.n_kv_heads, cfg.n_rep(), total, hd])
+                .reshape([b, cfg.n_heads, total, hd])
+        };
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: true,
+        };
+        let out = attention(q, share(k), share(v), None, None, options); // [b, n_heads, len, hd]
+        self.o.forward(out.swap_dims(1, 2).reshape([b, len, cfg.n_heads * hd]))
+    }
+}
+
+/// One transformer block: pre-norm attention and pre-norm SwiGLU, each with a residual.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub attn_norm: RmsNorm,
+    pub attn: Attention,
+    pub ffn_norm: RmsNorm,
+    pub mlp: Mlp,
+}
+
+impl Block {
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        layer: usize,
+        cfg: &LlamaConfig,
+        rope: &Rope,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let h = x.clone() + self.attn.forward(self.attn_norm.forward(x), layer, cfg, rope, cache);
+        h.clone() + self.mlp.forward(self.ffn_norm.forward(h))
+    }
+}

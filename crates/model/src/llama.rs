@@ -1,0 +1,121 @@
+//! The Llama network (Touvron et al., 2023): token embedding, `n_layers` pre-norm blocks, final
+//! RMSNorm and output projection (tied to the embedding when the checkpoint has none).
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::layers::{Attention, Block, Linear, Mlp, RmsNorm};
+use crate::load::{HostTensor, WeightSource};
+use crate::{KvCache, LayerWeight, LlamaConfig, ModelError, Rope, WeightName};
+
+#[derive(Debug, Clone)]
+pub struct Llama {
+    config: LlamaConfig,
+    embedding: Tensor<2>, // [vocab, dim]
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    /// The embedding's rows when tied.
+    output: Linear,
+    rope: Rope,
+    device: Device,
+}
+
+impl Llama {
+    /// Builds the network from any weight source, checking every tensor's shape.
+    pub fn load(source: &dyn WeightSource, device: &Device) -> Result<Self, ModelError> {
+        let cfg = source.config().clone();
+        let (dim, kv_dim) = (cfg.dim, cfg.n_kv_heads * cfg.head_dim);
+        let q_dim = cfg.n_heads * cfg.head_dim;
+        let get = |name: WeightName, shape: &[usize]| -> Result<HostTensor, ModelError> {
+            source
+                .load(name)?
+                .ok_or_else(|| ModelError::MissingTensor(format!("{name:?}")))?
+                .expect_shape(name, shape)
+        };
+        let linear = |name, out, inp| Linear::new(get(name, &[out, inp])?, device);
+        let norm = |name| RmsNorm::new(get(name, &[dim])?, cfg.rms_eps, device);
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let l = |w| WeightName::Layer(i, w);
+            blocks.push(Block {
+                attn_norm: norm(l(LayerWeight::AttnNorm))?,
+                attn: Attention {
+                    q: linear(l(LayerWeight::Q), q_dim, dim)?,
+                    k: linear(l(LayerWeight::K), kv_dim, dim)?,
+                    v: linear(l(LayerWeight::V), kv_dim, dim)?,
+                    o: linear(l(LayerWeight::O), dim, q_dim)?,
+                },
+                ffn_norm: norm(l(LayerWeight::FfnNorm))?,
+                mlp: Mlp {
+                    gate: linear(l(LayerWeight::Gate), cfg.ffn_dim, dim)?,
+                    up: linear(l(LayerWeight::Up), cfg.ffn_dim, dim)?,
+                    down: linear(l(LayerWeight::Down), dim, cfg.ffn_dim)?,
+                },
+            });
+        }
+        let emb = get(WeightName::Embedding, &[cfg.vocab_size, dim])?;
+        // Tied: the output projection multiplies by the embedding's own (packed) rows.
+        let output = match source.load(WeightName::Output)? {
+            Some(w) => Linear::new(w.expect_shape(WeightName::Output, &[cfg.vocab_size, dim])?, device)?,
+            None => Linear::new(emb.clone(), device)?,
+        };
+        let embedding = Tensor::from_data(TensorData::new(emb.into_f32()?, [cfg.vocab_size, dim]), device);
+        Ok(Self {
+            norm: norm(WeightName::OutputNorm)?,
+            rope: Rope::new(cfg.head_dim, cfg.rope_base, cfg.context_length, device),
+            blocks,
+            embedding,
+            output,
+            config: cfg,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A cache for `batch` sequences of up to `capacity` positions (clamped to the context).
+    pub fn new_cache(&self, batch: usize, capacity: usize) -> KvCache {
+        KvCache::new(&self.config, batch, capacity.min(self.rope.max_len()), &self.device)
+    }
+
+    /// Runs `tokens` (`[batch, seq]`, at positions `cache.len()..`) through every block and the
+    /// final norm; returns the hidden states `[batch, seq, dim]` and advances the cache.
+    pub fn forward(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+        let seq = tokens.dims()[1];
+        assert!(
+            cache.len() + seq <= cache.capacity(),
+            "KV cache overflow: the caller checks the context"
+        );
+        let mut x = burn::tensor::module::embedding(self.embedding.clone(), tokens);
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x, i, &self.config, &self.rope, cache);
+        }
+        cache.advance(seq);
+        self.norm.forward(x)
+    }
+
+    /// Projects hidden states `[batch, seq, dim]` to logits `[batch, seq, vocab]`.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        self.output.forward(hidden)
+    }
+
+    /// Feeds one sequence's `tokens` and returns the logits at its last position.
+    pub fn next_logits(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, tokens.len()]), &self.device);
+        let hidden = self.forward(input, cache);
+        let [_, seq, dim] = hidden.dims();
+        let last = hidden
+            .slice(burn::tensor::s![.., seq - 1..seq, ..])
+            .reshape([1, 1, dim]);
+        self.logits(last)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("logits are f32")
+    }
+}

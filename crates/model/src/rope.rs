@@ -1,0 +1,58 @@
+//! Rotary position embedding (Su et al., 2021, "RoFormer") in GGUF's layout: each head's
+//! dimensions are rotated in adjacent pairs `(x[2i], x[2i+1])` by angle `pos * base^(-2i/d)`,
+//! as llama.cpp's `LLAMA_ROPE_TYPE_NORM` does on its row-permuted q/k weights.
+
+use burn::tensor::{Device, Tensor, TensorData, s};
+
+/// Precomputed cos/sin tables for every position up to the context length.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    cos: Tensor<2>, // [max_len, head_dim / 2]
+    sin: Tensor<2>, // [max_len, head_dim / 2]
+}
+
+impl Rope {
+    pub fn new(head_dim: usize, base: f32, max_len: usize, device: &Device) -> Self {
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(max_len * half);
+        let mut sin = Vec::with_capacity(max_len * half);
+        for pos in 0..max_len {
+            for i in 0..half {
+                let freq = (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
+                let angle = pos as f64 * freq;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        let table = |v| Tensor::from_data(TensorData::new(v, [max_len, half]), device);
+        Self {
+            cos: table(cos),
+            sin: table(sin),
+        }
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.cos.dims()[0]
+    }
+
+    /// Rotates `x` whose sequence positions start at `start`.
+    pub fn apply(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
+        let [b, h, len, d] = x.dims(); // x: [batch, heads, seq, head_dim]
+        let cos = self
+            .cos
+            .clone()
+            .slice(s![start..start + len, ..])
+            .reshape([1, 1, len, d / 2, 1]);
+        let sin = self
+            .sin
+            .clone()
+            .slice(s![start..start + len, ..])
+            .reshape([1, 1, len, d / 2, 1]);
+        let pairs = x.reshape([b, h, len, d / 2, 2]);
+        let even = pairs.clone().slice(s![.., .., .., .., 0..1]); // [b, h, len, d/2, 1]
+        let odd = pairs.slice(s![.., .., .., .., 1..2]);
+        let rot_even = even.clone() * cos.clone() - odd.clone() * sin.clone();
+        let rot_odd = even * sin + odd * cos;
+        Tensor::cat(vec![rot_even, rot_odd], 4).reshape([b, h, len, d])
+    }
+}

@@ -1,0 +1,181 @@
+//! A tiny random Llama, built here and written both as GGUF (llama.cpp's layout, q/k rows
+//! permuted for its RoPE) and as a Hugging Face safetensors checkpoint, gives the same logits
+//! from either file: the two name tables and the RoPE permutation agree.
+
+use airlock_gguf::{GgmlType, GgufWriter};
+use airlock_model::{GgufSource, KvCache, LayerWeight, Llama, SafetensorsSource, WeightName, default_device};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const LAYERS: usize = 2;
+const DIM: usize = 64;
+const FFN: usize = 96;
+const HEADS: usize = 4;
+const KV_HEADS: usize = 2;
+const HEAD_DIM: usize = DIM / HEADS;
+const VOCAB: usize = 50;
+
+/// Every tensor of the tiny model in GGUF layout, with its row-major shape.
+fn random_weights(tied: bool) -> Vec<(WeightName, Vec<usize>, Vec<f32>)> {
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut tensor = |shape: Vec<usize>, scale: f32| {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| rng.random_range(-1.0f32..1.0) * scale).collect();
+        (shape, data)
+    };
+    let mut all = Vec::new();
+    let mut push = |name, (shape, data)| all.push((name, shape, data));
+    push(WeightName::Embedding, tensor(vec![VOCAB, DIM], 1.0));
+    for i in 0..LAYERS {
+        let l = |w| WeightName::Layer(i, w);
+        push(l(LayerWeight::AttnNorm), tensor(vec![DIM], 1.0));
+        push(l(LayerWeight::Q), tensor(vec![HEADS * HEAD_DIM, DIM], 0.2));
+        push(l(LayerWeight::K), tensor(vec![KV_HEADS * HEAD_DIM, DIM], 0.2));
+        push(l(LayerWeight::V), tensor(vec![KV_HEADS * HEAD_DIM, DIM], 0.2));
+        push(l(LayerWeight::O), tensor(vec![DIM, HEADS * HEAD_DIM], 0.2));
+        push(l(LayerWeight::FfnNorm), tensor(vec![DIM], 1.0));
+        push(l(LayerWeight::Gate), tensor(vec![FFN, DIM], 0.2));
+        push(l(LayerWeight::Up), tensor(vec![FFN, DIM], 0.2));
+        push(l(LayerWeight::Down), tensor(vec![DIM, FFN], 0.2));
+    }
+    push(WeightName::OutputNorm, tensor(vec![DIM], 1.0));
+    if !tied {
+        push(WeightName::Output, tensor(vec![VOCAB, DIM], 0.2));
+    }
+    all
+}
+
+fn write_gguf(dir: &std::path::Path, weights: &[(WeightName, Vec<usize>, Vec<f32>)]) -> std::path::PathBuf {
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.architecture", "llama")
+        .add_metadata("llama.block_count", LAYERS as u32)
+        .add_metadata("llama.embedding_length", DIM as u32)
+        .add_metadata("llama.feed_forward_length", FFN as u32)
+        .add_metadata("llama.attention.head_count", HEADS as u32)
+        .add_metadata("llama.attention.head_count_kv", KV_HEADS as u32)
+        .add_metadata("llama.rope.freq_base", 10000.0f32)
+        .add_metadata("llama.attention.layer_norm_rms_epsilon", 1e-5f32)
+        .add_metadata("llama.context_length", 64u32);
+    for (name, shape, data) in weights {
+        let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
+        w.add_tensor_f32(name.gguf(), &dims, GgmlType::F32, data)
+            .expect("tensor");
+    }
+    let path = dir.join("tiny.gguf");
+    w.write_to_path(&path).expect("gguf written");
+    path
+}
+
+/// Undoes llama.cpp's q/k row permutation: GGUF row `2i + j` of a head is HF row `j * d/2 + i`.
+fn to_hf_rows(data: &[f32], heads: usize) -> Vec<f32> {
+    let half = HEAD_DIM / 2;
+    let mut out = vec![0.0; data.len()];
+    for h in 0..heads {
+        for i in 0..half {
+            for j in 0..2 {
+                let src = (h * HEAD_DIM + 2 * i + j) * DIM;
+                let dst = (h * HEAD_DIM + j * half + i) * DIM;
+                out[dst..dst + DIM].copy_from_slice(&data[src..src + DIM]);
+            }
+        }
+    }
+    out
+}
+
+fn write_safetensors(dir: &std::path::Path, weights: &[(WeightName, Vec<usize>, Vec<f32>)], tied: bool) {
+    let mut bytes = Vec::new();
+    for (name, shape, data) in weights {
+        let data = match name {
+            WeightName::Layer(_, LayerWeight::Q) => to_hf_rows(data, HEADS),
+            WeightName::Layer(_, LayerWeight::K) => to_hf_rows(data, KV_HEADS),
+            _ => data.clone(),
+        };
+        let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        bytes.push((name.hf(), shape.clone(), raw));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view"),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).expect("safetensors written");
+    let config = serde_json::json!({
+        "model_type": "llama", "hidden_size": DIM, "intermediate_size": FFN,
+        "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS,
+        "vocab_size": VOCAB, "rope_theta": 10000.0, "rms_norm_eps": 1e-5,
+        "max_position_embeddings": 64, "tie_word_embeddings": tied,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("config written");
+}
+
+fn logits_of(model: &Llama) -> Vec<f32> {
+    let mut cache: KvCache = model.new_cache(1, 16);
+    // A prompt pass, then two single-token steps through the cache.
+    let mut all = model.next_logits(&[3, 17, 5, 41, 8], &mut cache);
+    all.extend(model.next_logits(&[22], &mut cache));
+    all.extend(model.next_logits(&[0], &mut cache));
+    all
+}
+
+fn same_logits_from_both_files(tied: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let weights = random_weights(tied);
+    let gguf = write_gguf(dir.path(), &weights);
+    write_safetensors(dir.path(), &weights, tied);
+    let device = default_device();
+    let from_gguf = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &device).expect("load gguf");
+    let from_hf = Llama::load(&SafetensorsSource::open(dir.path()).expect("hf"), &device).expect("load hf");
+    assert_eq!(from_gguf.config(), from_hf.config());
+    let (a, b) = (logits_of(&from_gguf), logits_of(&from_hf));
+    assert_eq!(a.len(), 3 * VOCAB);
+    let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-4, "logits differ by {max_diff}");
+    assert!(a.iter().any(|v| v.abs() > 0.1), "logits are not trivially zero");
+}
+
+#[test]
+fn tiny_llama_gives_the_same_logits_from_gguf_and_safetensors() {
+    same_logits_from_both_files(false);
+}
+
+#[test]
+fn tiny_llama_with_tied_embeddings_gives_the_same_logits_from_both_files() {
+    same_logits_from_both_files(true);
+}
+
+#[test]
+fn prefill_and_step_by_step_decoding_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gguf = write_gguf(dir.path(), &random_weights(false));
+    let model = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &default_device()).expect("load");
+    let prompt = [3u32, 17, 5, 41, 8];
+    let mut batch_cache = model.new_cache(1, 8);
+    let at_once = model.next_logits(&prompt, &mut batch_cache);
+    let mut step_cache = model.new_cache(1, 8);
+    let mut one_by_one = Vec::new();
+    for &t in &prompt {
+        one_by_one = model.next_logits(&[t], &mut step_cache);
+    }
+    let max_diff = at_once
+        .iter()
+        .zip(&one_by_one)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_diff < 1e-4,
+        "causal prefill differs from incremental decoding by {max_diff}"
+    );
+}
+
+#[test]
+fn unsupported_architecture_is_named_in_the_error() {
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.architecture", "mamba");
+    let file = airlock_gguf::GgufFile::from_bytes(w.to_bytes().expect("bytes")).expect("parses");
+    let err = GgufSource::new(file).err().expect("rejected").to_string();
+    assert!(err.contains("mamba"), "{err}");
+}

@@ -1,0 +1,31 @@
+//! Shared helpers of the end-to-end tests: the real default model, fetched the way the CLI
+//! fetches it, and the reference files in `../shared/reference/`.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use airlock_model::{GgufSource, Llama, default_device};
+use airlock_tokenizer::Tokenizer;
+
+/// The default model's GGUF, pulled into the store on first use (like `airlock pull`).
+pub fn default_model_path() -> PathBuf {
+    airlock_store::resolve_model(None, false).expect("the default model can be fetched or is in the store")
+}
+
+/// The default model and its tokenizer, loaded once per test binary.
+pub fn default_model() -> &'static (Llama, Tokenizer) {
+    static MODEL: OnceLock<(Llama, Tokenizer)> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let source = GgufSource::open(&default_model_path()).expect("default model opens");
+        let tokenizer = Tokenizer::from_gguf(source.file()).expect("tokenizer builds");
+        let model = Llama::load(&source, &default_device()).expect("model loads");
+        (model, tokenizer)
+    })
+}
+
+/// `../shared/reference/<name>`, next to the repository.
+pub fn reference_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference")
+        .join(name)
+}
