@@ -6,7 +6,7 @@
 use airlock_gguf::GgufFile;
 use serde::Deserialize;
 
-use crate::ModelError;
+use crate::{LayerWeight, ModelError};
 
 /// Architectures that are the Llama network under another name in GGUF files.
 const LLAMA_ARCHITECTURES: &[&str] = &["llama", "mistral"];
@@ -121,6 +121,30 @@ impl LlamaConfig {
             return bad("head dimension must be even and non-zero");
         }
         Ok(self)
+    }
+
+    /// `[out, in]` of a projection's weight.
+    pub fn projection_shape(&self, w: LayerWeight) -> [usize; 2] {
+        let (q, kv) = (self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim);
+        match w {
+            LayerWeight::Q => [q, self.dim],
+            LayerWeight::K | LayerWeight::V => [kv, self.dim],
+            LayerWeight::O => [self.dim, q],
+            LayerWeight::Gate | LayerWeight::Up => [self.ffn_dim, self.dim],
+            LayerWeight::Down => [self.dim, self.ffn_dim],
+            // Norm gains are vectors, not projections; as a one-column matrix for completeness.
+            LayerWeight::AttnNorm | LayerWeight::FfnNorm => [self.dim, 1],
+        }
+    }
+
+    /// Heads whose rows a projection holds (q: query heads, k: key/value heads), for RoPE row
+    /// permutations; `None` for projections RoPE does not touch.
+    pub fn rope_heads(&self, w: LayerWeight) -> Option<usize> {
+        match w {
+            LayerWeight::Q => Some(self.n_heads),
+            LayerWeight::K => Some(self.n_kv_heads),
+            _ => None,
+        }
     }
 
     /// Query heads that share one key/value head.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use airlock_kernels::{BlockFormat, QMatrix};
 
 use crate::load::{HostData, HostTensor};
-use crate::{KvCache, LlamaConfig, ModelError, Rope};
+use crate::{KvCache, LayerWeight, LlamaConfig, LoraBatch, ModelError, Rope};
 
 /// `y = x W^T`, no bias: the one seam through which every projection's matmul passes.
 ///
@@ -21,6 +21,8 @@ use crate::{KvCache, LlamaConfig, ModelError, Rope};
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: LinearWeight,
+    /// Which projection this is, for adapters; `None` for the output head.
+    id: Option<(usize, LayerWeight)>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,7 +33,7 @@ enum LinearWeight {
 }
 
 impl Linear {
-    pub fn new(w: HostTensor, device: &Device) -> Result<Self, ModelError> {
+    pub fn new(w: HostTensor, id: Option<(usize, LayerWeight)>, device: &Device) -> Result<Self, ModelError> {
         let (out, inp) = (w.shape[0], w.shape[1]);
         if let HostData::Packed { ggml_type, bytes } = &w.data
             && let Some(format) = BlockFormat::from_name(ggml_type.name())
@@ -40,16 +42,27 @@ impl Linear {
             let matrix = QMatrix::new(format, out, inp, bytes.clone())?;
             return Ok(Self {
                 weight: LinearWeight::Packed(Arc::new(matrix)),
+                id,
             });
         }
         let weight: Tensor<2> = Tensor::from_data(TensorData::new(w.into_f32()?, [out, inp]), device);
         Ok(Self {
             weight: LinearWeight::Dense(weight.transpose()),
+            id,
         })
     }
 
-    /// `x`: `[batch, seq, in]` -> `[batch, seq, out]`.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// `x`: `[batch, seq, in]` -> `[batch, seq, out]`, plus each row's adapter deltas.
+    pub fn forward(&self, x: Tensor<3>, lora: &LoraBatch) -> Tensor<3> {
+        let delta = self.id.and_then(|(layer, weight)| lora.delta(layer, weight, &x));
+        let base = self.base(x);
+        match delta {
+            Some(d) => base + d,
+            None => base,
+        }
+    }
+
+    fn base(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.weight {
             LinearWeight::Dense(w) => burn::tensor::module::linear(x, w.clone(), None),
             LinearWeight::Packed(m) => {
@@ -95,9 +108,9 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down
-            .forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+    pub fn forward(&self, x: Tensor<3>, lora: &LoraBatch) -> Tensor<3> {
+        let hidden = silu(self.gate.forward(x.clone(), lora)) * self.up.forward(x, lora);
+        self.down.forward(hidden, lora)
     }
 }
 
@@ -112,20 +125,14 @@ pub struct Attention {
 
 impl Attention {
     /// `x`: `[batch, seq, dim]` at positions `cache.len()..cache.len() + seq`.
-    pub fn forward(
-        &self,
-        x: Tensor<3>,
-        layer: usize,
-        cfg: &LlamaConfig,
-        rope: &Rope,
-        cache: &mut KvCache,
-    ) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, layer: usize, pass: &Pass, cache: &mut KvCache) -> Tensor<3> {
+        let (cfg, rope, lora) = (pass.config, pass.rope, pass.lora);
         let [b, len, _] = x.dims();
         let (hd, start) = (cfg.head_dim, cache.len());
         let heads = |t: Tensor<3>, n: usize| t.reshape([b, len, n, hd]).swap_dims(1, 2); // [b, n, len, hd]
-        let q = rope.apply(heads(self.q.forward(x.clone()), cfg.n_heads), start);
-        let k = rope.apply(heads(self.k.forward(x.clone()), cfg.n_kv_heads), start);
-        let v = heads(self.v.forward(x), cfg.n_kv_heads);
+        let q = rope.apply(heads(self.q.forward(x.clone(), lora), cfg.n_heads), start);
+        let k = rope.apply(heads(self.k.forward(x.clone(), lora), cfg.n_kv_heads), start);
+        let v = heads(self.v.forward(x, lora), cfg.n_kv_heads);
         let (k, v) = cache.append(layer, k, v); // [b, n_kv, total, hd]
         let total = k.dims()[2];
         // Query head h reads key/value head h / n_rep, as llama.cpp groups them.
@@ -140,7 +147,8 @@ impl Attention {
             is_causal: true,
         };
         let out = attention(q, share(k), share(v), None, None, options); // [b, n_heads, len, hd]
-        self.o.forward(out.swap_dims(1, 2).reshape([b, len, cfg.n_heads * hd]))
+        self.o
+            .forward(out.swap_dims(1, 2).reshape([b, len, cfg.n_heads * hd]), lora)
     }
 }
 
@@ -154,15 +162,16 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn forward(
-        &self,
-        x: Tensor<3>,
-        layer: usize,
-        cfg: &LlamaConfig,
-        rope: &Rope,
-        cache: &mut KvCache,
-    ) -> Tensor<3> {
-        let h = x.clone() + self.attn.forward(self.attn_norm.forward(x), layer, cfg, rope, cache);
-        h.clone() + self.mlp.forward(self.ffn_norm.forward(h))
+    pub fn forward(&self, x: Tensor<3>, layer: usize, pass: &Pass, cache: &mut KvCache) -> Tensor<3> {
+        let h = x.clone() + self.attn.forward(self.attn_norm.forward(x), layer, pass, cache);
+        h.clone() + self.mlp.forward(self.ffn_norm.forward(h), pass.lora)
     }
+}
+
+/// What every layer of one forward pass shares besides its input.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass<'a> {
+    pub config: &'a LlamaConfig,
+    pub rope: &'a Rope,
+    pub lora: &'a LoraBatch,
 }

@@ -14,6 +14,7 @@ mod error;
 mod layers;
 mod llama;
 pub mod load;
+mod lora;
 mod names;
 mod rope;
 
@@ -22,7 +23,10 @@ pub use cache::KvCache;
 pub use config::LlamaConfig;
 pub use error::ModelError;
 pub use llama::Llama;
-pub use load::{GgufSource, HostTensor, SafetensorsSource, WeightSource};
+pub use load::{
+    GgufSource, HostData, HostTensor, SafetensorsSource, WeightSource, permute_rope_rows, unpermute_rope_rows,
+};
+pub use lora::{AdapterSet, LoraBatch, LoraPair, LoraWeights};
 pub use names::{LayerWeight, WeightName};
 pub use rope::Rope;
 

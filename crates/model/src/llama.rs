@@ -3,9 +3,9 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::layers::{Attention, Block, Linear, Mlp, RmsNorm};
+use crate::layers::{Attention, Block, Linear, Mlp, Pass, RmsNorm};
 use crate::load::{HostTensor, WeightSource};
-use crate::{KvCache, LayerWeight, LlamaConfig, ModelError, Rope, WeightName};
+use crate::{KvCache, LayerWeight, LlamaConfig, LoraBatch, ModelError, Rope, WeightName};
 
 #[derive(Debug, Clone)]
 pub struct Llama {
@@ -23,15 +23,17 @@ impl Llama {
     /// Builds the network from any weight source, checking every tensor's shape.
     pub fn load(source: &dyn WeightSource, device: &Device) -> Result<Self, ModelError> {
         let cfg = source.config().clone();
-        let (dim, kv_dim) = (cfg.dim, cfg.n_kv_heads * cfg.head_dim);
-        let q_dim = cfg.n_heads * cfg.head_dim;
+        let dim = cfg.dim;
         let get = |name: WeightName, shape: &[usize]| -> Result<HostTensor, ModelError> {
             source
                 .load(name)?
                 .ok_or_else(|| ModelError::MissingTensor(format!("{name:?}")))?
                 .expect_shape(name, shape)
         };
-        let linear = |name, out, inp| Linear::new(get(name, &[out, inp])?, device);
+        let linear = |i: usize, w: LayerWeight| {
+            let name = WeightName::Layer(i, w);
+            Linear::new(get(name, &cfg.projection_shape(w))?, Some((i, w)), device)
+        };
         let norm = |name| RmsNorm::new(get(name, &[dim])?, cfg.rms_eps, device);
         let mut blocks = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
@@ -39,24 +41,28 @@ impl Llama {
             blocks.push(Block {
                 attn_norm: norm(l(LayerWeight::AttnNorm))?,
                 attn: Attention {
-                    q: linear(l(LayerWeight::Q), q_dim, dim)?,
-                    k: linear(l(LayerWeight::K), kv_dim, dim)?,
-                    v: linear(l(LayerWeight::V), kv_dim, dim)?,
-                    o: linear(l(LayerWeight::O), dim, q_dim)?,
+                    q: linear(i, LayerWeight::Q)?,
+                    k: linear(i, LayerWeight::K)?,
+                    v: linear(i, LayerWeight::V)?,
+                    o: linear(i, LayerWeight::O)?,
                 },
                 ffn_norm: norm(l(LayerWeight::FfnNorm))?,
                 mlp: Mlp {
-                    gate: linear(l(LayerWeight::Gate), cfg.ffn_dim, dim)?,
-                    up: linear(l(LayerWeight::Up), cfg.ffn_dim, dim)?,
-                    down: linear(l(LayerWeight::Down), dim, cfg.ffn_dim)?,
+                    gate: linear(i, LayerWeight::Gate)?,
+                    up: linear(i, LayerWeight::Up)?,
+                    down: linear(i, LayerWeight::Down)?,
                 },
             });
         }
         let emb = get(WeightName::Embedding, &[cfg.vocab_size, dim])?;
         // Tied: the output projection multiplies by the embedding's own (packed) rows.
         let output = match source.load(WeightName::Output)? {
-            Some(w) => Linear::new(w.expect_shape(WeightName::Output, &[cfg.vocab_size, dim])?, device)?,
-            None => Linear::new(emb.clone(), device)?,
+            Some(w) => Linear::new(
+                w.expect_shape(WeightName::Output, &[cfg.vocab_size, dim])?,
+                None,
+                device,
+            )?,
+            None => Linear::new(emb.clone(), None, device)?,
         };
         let embedding = Tensor::from_data(TensorData::new(emb.into_f32()?, [cfg.vocab_size, dim]), device);
         Ok(Self {
@@ -84,16 +90,22 @@ impl Llama {
     }
 
     /// Runs `tokens` (`[batch, seq]`, at positions `cache.len()..`) through every block and the
-    /// final norm; returns the hidden states `[batch, seq, dim]` and advances the cache.
-    pub fn forward(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+    /// final norm, each row with its own adapters; returns the hidden states `[batch, seq, dim]`
+    /// and advances the cache.
+    pub fn forward(&self, tokens: Tensor<2, Int>, cache: &mut KvCache, lora: &LoraBatch) -> Tensor<3> {
         let seq = tokens.dims()[1];
         assert!(
             cache.len() + seq <= cache.capacity(),
             "KV cache overflow: the caller checks the context"
         );
         let mut x = burn::tensor::module::embedding(self.embedding.clone(), tokens);
+        let pass = Pass {
+            config: &self.config,
+            rope: &self.rope,
+            lora,
+        };
         for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(x, i, &self.config, &self.rope, cache);
+            x = block.forward(x, i, &pass, cache);
         }
         cache.advance(seq);
         self.norm.forward(x)
@@ -101,14 +113,19 @@ impl Llama {
 
     /// Projects hidden states `[batch, seq, dim]` to logits `[batch, seq, vocab]`.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        self.output.forward(hidden)
+        self.output.forward(hidden, &LoraBatch::none())
     }
 
     /// Feeds one sequence's `tokens` and returns the logits at its last position.
     pub fn next_logits(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
+        self.next_logits_with(tokens, cache, &LoraBatch::none())
+    }
+
+    /// [`Llama::next_logits`] with adapters.
+    pub fn next_logits_with(&self, tokens: &[u32], cache: &mut KvCache, lora: &LoraBatch) -> Vec<f32> {
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, tokens.len()]), &self.device);
-        let hidden = self.forward(input, cache);
+        let hidden = self.forward(input, cache, lora);
         let [_, seq, dim] = hidden.dims();
         let last = hidden
             .slice(burn::tensor::s![.., seq - 1..seq, ..])

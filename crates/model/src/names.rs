@@ -2,7 +2,7 @@
 //! file format (GGUF `blk.N.attn_q.weight`, Hugging Face `model.layers.N.self_attn.q_proj.weight`).
 
 /// A tensor inside one transformer block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LayerWeight {
     AttnNorm,
     Q,
@@ -26,11 +26,6 @@ impl LayerWeight {
         LayerWeight::Up,
         LayerWeight::Down,
     ];
-
-    /// Row-permuted for llama.cpp's RoPE in GGUF files (and their LoRA B factors).
-    pub fn is_rope_permuted(self) -> bool {
-        matches!(self, LayerWeight::Q | LayerWeight::K)
-    }
 
     fn gguf(self) -> &'static str {
         match self {

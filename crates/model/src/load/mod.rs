@@ -73,13 +73,23 @@ pub trait WeightSource {
 /// to GGUF's (interleaved pairs), as llama.cpp's HF-to-GGUF converter does: within each head, row
 /// `j * head_dim/2 + i` moves to row `2 * i + j`. `cols` is the row length.
 pub fn permute_rope_rows(data: &[f32], n_heads: usize, head_dim: usize, cols: usize) -> Vec<f32> {
+    move_rope_rows(data, n_heads, head_dim, cols, true)
+}
+
+/// The inverse of [`permute_rope_rows`]: GGUF's interleaved order back to Hugging Face's.
+pub fn unpermute_rope_rows(data: &[f32], n_heads: usize, head_dim: usize, cols: usize) -> Vec<f32> {
+    move_rope_rows(data, n_heads, head_dim, cols, false)
+}
+
+fn move_rope_rows(data: &[f32], n_heads: usize, head_dim: usize, cols: usize, to_gguf: bool) -> Vec<f32> {
     let half = head_dim / 2;
     let mut out = vec![0.0; data.len()];
     for h in 0..n_heads {
         for j in 0..2 {
             for i in 0..half {
-                let src = (h * head_dim + j * half + i) * cols;
-                let dst = (h * head_dim + 2 * i + j) * cols;
+                let hf = (h * head_dim + j * half + i) * cols;
+                let gguf = (h * head_dim + 2 * i + j) * cols;
+                let (src, dst) = if to_gguf { (hf, gguf) } else { (gguf, hf) };
                 out[dst..dst + cols].copy_from_slice(&data[src..src + cols]);
             }
         }

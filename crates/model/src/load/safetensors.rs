@@ -8,7 +8,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
 use super::{HostTensor, WeightSource, permute_rope_rows};
-use crate::{LayerWeight, LlamaConfig, ModelError, WeightName};
+use crate::{LlamaConfig, ModelError, WeightName};
 
 pub struct SafetensorsSource {
     config: LlamaConfig,
@@ -111,9 +111,8 @@ impl WeightSource for SafetensorsSource {
         };
         let shape = view.shape().to_vec();
         let data = match name {
-            WeightName::Layer(_, w) if w.is_rope_permuted() => {
+            WeightName::Layer(_, w) if let Some(heads) = self.config.rope_heads(w) => {
                 let c = &self.config;
-                let heads = if w == LayerWeight::Q { c.n_heads } else { c.n_kv_heads };
                 let cols = shape.get(1).copied().unwrap_or(0);
                 if shape != [heads * c.head_dim, cols] {
                     return Err(ModelError::Shape {
