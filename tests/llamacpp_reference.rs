@@ -61,7 +61,7 @@ fn top(logits: &[f32], n: usize) -> Vec<u32> {
 fn last_position_top10_matches_llamacpp() {
     let (model, _) = default_model();
     for case in reference().prompts {
-        let mut cache = model.new_cache(1, case.prompt_token_ids.len());
+        let mut cache = model.new_cache(case.prompt_token_ids.len());
         let logits = model.next_logits(&case.prompt_token_ids, &mut cache);
         let expected: Vec<u32> = case.last_position_top10.iter().map(|s| s.id).collect();
         let got = top(&logits, 10);
@@ -156,7 +156,7 @@ fn teacher_forced_top5_logits_match_llamacpp() {
     // Position `step` holds the logits after feeding greedy token `step`.
     let (model, _) = default_model();
     for case in reference().prompts {
-        let mut cache = model.new_cache(1, case.prompt_token_ids.len() + case.greedy_positions_top5.len());
+        let mut cache = model.new_cache(case.prompt_token_ids.len() + case.greedy_positions_top5.len());
         model.next_logits(&case.prompt_token_ids, &mut cache);
         for (step, expected) in case.greedy_positions_top5.iter().enumerate() {
             let logits = model.next_logits(&[case.greedy_token_ids[step]], &mut cache);

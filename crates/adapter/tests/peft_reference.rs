@@ -87,7 +87,7 @@ fn logits(ids: &[u32], adapter: Option<(&Arc<LoraWeights>, f32)>) -> Vec<f32> {
         Some((w, scale)) => LoraBatch::uniform(vec![(Arc::clone(w), scale)]),
         None => LoraBatch::none(),
     };
-    let mut cache = model.new_cache(1, ids.len() + 1);
+    let mut cache = model.new_cache(ids.len() + 1);
     model.next_logits_with(ids, &mut cache, &lora)
 }
 
@@ -162,7 +162,7 @@ fn trained_adapter_reproduces_peft_greedy_text_at_scale_1_and_half() {
             } else {
                 LoraBatch::none()
             };
-            let mut cache = model.new_cache(1, ids.len() + robust + 1);
+            let mut cache = model.new_cache(ids.len() + robust + 1);
             let mut next = model.next_logits_with(&ids, &mut cache, &lora);
             let mut got = Vec::new();
             for _ in 0..robust {

@@ -70,7 +70,7 @@ pub fn generate(
         });
     }
     let capacity = (request.prompt.len() + request.max_tokens).min(context);
-    let mut cache = model.new_cache(1, capacity);
+    let mut cache = model.new_cache(capacity);
     let mut sampler = Sampler::new(request.sampling.clone());
     let mut decoder = StreamDecoder::new(tokenizer);
     let mut stops = StopMatcher::new(&request.stop);

@@ -5,7 +5,8 @@ use burn::tensor::{Device, Tensor, s};
 
 use crate::LlamaConfig;
 
-/// Keys and values of every layer for a batch of sequences that advance together.
+/// Keys and values of every layer for one sequence. A batch holds one cache per row, so rows
+/// sit at different positions (continuous batching).
 #[derive(Debug, Clone)]
 pub struct KvCache {
     layers: Vec<LayerCache>,
@@ -16,14 +17,14 @@ pub struct KvCache {
 
 #[derive(Debug, Clone)]
 struct LayerCache {
-    k: Tensor<4>, // [batch, n_kv_heads, capacity, head_dim]
-    v: Tensor<4>, // [batch, n_kv_heads, capacity, head_dim]
+    k: Tensor<4>, // [1, n_kv_heads, capacity, head_dim]
+    v: Tensor<4>, // [1, n_kv_heads, capacity, head_dim]
 }
 
 impl KvCache {
-    /// Preallocates room for `capacity` positions of `batch` sequences.
-    pub fn new(config: &LlamaConfig, batch: usize, capacity: usize, device: &Device) -> Self {
-        let shape = [batch, config.n_kv_heads, capacity, config.head_dim];
+    /// Preallocates room for `capacity` positions.
+    pub fn new(config: &LlamaConfig, capacity: usize, device: &Device) -> Self {
+        let shape = [1, config.n_kv_heads, capacity, config.head_dim];
         let layers = (0..config.n_layers)
             .map(|_| LayerCache {
                 k: Tensor::zeros(shape, device),
@@ -59,8 +60,8 @@ impl KvCache {
         self.len = self.len.min(len);
     }
 
-    /// Writes `k`, `v` of shape `[batch, n_kv_heads, seq, head_dim]` at the current end and
-    /// returns every key and value so far, `[batch, n_kv_heads, len + seq, head_dim]`.
+    /// Writes `k`, `v` of shape `[1, n_kv_heads, seq, head_dim]` at the current end and returns
+    /// every key and value so far, `[1, n_kv_heads, len + seq, head_dim]`.
     pub(crate) fn append(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let seq = k.dims()[2];
         let (start, end) = (self.len, self.len + seq);

@@ -4,7 +4,7 @@
 use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData, s};
 
 use std::sync::Arc;
 
@@ -124,32 +124,40 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// `x`: `[batch, seq, dim]` at positions `cache.len()..cache.len() + seq`.
-    pub fn forward(&self, x: Tensor<3>, layer: usize, pass: &Pass, cache: &mut KvCache) -> Tensor<3> {
-        let (cfg, rope, lora) = (pass.config, pass.rope, pass.lora);
+    /// `x`: `[batch, seq, dim]`; row `i` sits at positions `caches[i].len()..` of its own cache.
+    pub fn forward(&self, x: Tensor<3>, layer: usize, pass: &Pass, caches: &mut [KvCache]) -> Tensor<3> {
+        let (cfg, lora) = (pass.config, pass.lora);
         let [b, len, _] = x.dims();
-        let (hd, start) = (cfg.head_dim, cache.len());
+        let hd = cfg.head_dim;
         let heads = |t: Tensor<3>, n: usize| t.reshape([b, len, n, hd]).swap_dims(1, 2); // [b, n, len, hd]
-        let q = rope.apply(heads(self.q.forward(x.clone(), lora), cfg.n_heads), start);
-        let k = rope.apply(heads(self.k.forward(x.clone(), lora), cfg.n_kv_heads), start);
+        let q = heads(self.q.forward(x.clone(), lora), cfg.n_heads);
+        let k = heads(self.k.forward(x.clone(), lora), cfg.n_kv_heads);
         let v = heads(self.v.forward(x, lora), cfg.n_kv_heads);
-        let (k, v) = cache.append(layer, k, v); // [b, n_kv, total, hd]
-        let total = k.dims()[2];
-        // Query head h reads key/value head h / n_rep, as llama.cpp groups them.
-        let share = |t: Tensor<4>| {
-            t.unsqueeze_dim::<5>(2)
-                .expand([b, cfg.n_kv_heads, cfg.n_rep(), total, hd])
-                .reshape([b, cfg.n_heads, total, hd])
-        };
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: true,
-        };
-        let out = attention(q, share(k), share(v), None, None, options); // [b, n_heads, len, hd]
-        self.o
-            .forward(out.swap_dims(1, 2).reshape([b, len, cfg.n_heads * hd]), lora)
+        let out = if b == 1 {
+            attend(q, k, v, layer, pass, &mut caches[0])
+        } else {
+            let row = |t: &Tensor<4>, i: usize| t.clone().slice(s![i..i + 1, .., .., ..]);
+            let rows = (0..b).map(|i| attend(row(&q, i), row(&k, i), row(&v, i), layer, pass, &mut caches[i])).collect();
+            Tensor::cat(rows, 0)
+        }; // [b, n_heads, len, hd]
+        self.o.forward(out.swap_dims(1, 2).reshape([b, len, cfg.n_heads * hd]), lora)
     }
+}
+
+/// One sequence's attention: RoPE at its own positions, its cache, causal softmax.
+/// `q`: `[1, n_heads, len, hd]`, `k`, `v`: `[1, n_kv_heads, len, hd]`.
+fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, layer: usize, pass: &Pass, cache: &mut KvCache) -> Tensor<4> {
+    let cfg = pass.config;
+    let (start, hd) = (cache.len(), cfg.head_dim);
+    let q = pass.rope.apply(q, start);
+    let (k, v) = cache.append(layer, pass.rope.apply(k, start), v); // [1, n_kv, total, hd]
+    let total = k.dims()[2];
+    // Query head h reads key/value head h / n_rep, as llama.cpp groups them.
+    let share = |t: Tensor<4>| {
+        t.unsqueeze_dim::<5>(2).expand([1, cfg.n_kv_heads, cfg.n_rep(), total, hd]).reshape([1, cfg.n_heads, total, hd])
+    };
+    let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: true };
+    attention(q, share(k), share(v), None, None, options)
 }
 
 /// One transformer block: pre-norm attention and pre-norm SwiGLU, each with a residual.
@@ -162,8 +170,8 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn forward(&self, x: Tensor<3>, layer: usize, pass: &Pass, cache: &mut KvCache) -> Tensor<3> {
-        let h = x.clone() + self.attn.forward(self.attn_norm.forward(x), layer, pass, cache);
+    pub fn forward(&self, x: Tensor<3>, layer: usize, pass: &Pass, caches: &mut [KvCache]) -> Tensor<3> {
+        let h = x.clone() + self.attn.forward(self.attn_norm.forward(x), layer, pass, caches);
         h.clone() + self.mlp.forward(self.ffn_norm.forward(h), pass.lora)
     }
 }

@@ -84,31 +84,43 @@ impl Llama {
         &self.device
     }
 
-    /// A cache for `batch` sequences of up to `capacity` positions (clamped to the context).
-    pub fn new_cache(&self, batch: usize, capacity: usize) -> KvCache {
-        KvCache::new(&self.config, batch, capacity.min(self.rope.max_len()), &self.device)
+    /// A cache for one sequence of up to `capacity` positions (clamped to the context).
+    pub fn new_cache(&self, capacity: usize) -> KvCache {
+        KvCache::new(&self.config, capacity.min(self.rope.max_len()), &self.device)
     }
 
-    /// Runs `tokens` (`[batch, seq]`, at positions `cache.len()..`) through every block and the
-    /// final norm, each row with its own adapters; returns the hidden states `[batch, seq, dim]`
-    /// and advances the cache.
-    pub fn forward(&self, tokens: Tensor<2, Int>, cache: &mut KvCache, lora: &LoraBatch) -> Tensor<3> {
-        let seq = tokens.dims()[1];
-        assert!(
-            cache.len() + seq <= cache.capacity(),
-            "KV cache overflow: the caller checks the context"
-        );
-        let mut x = burn::tensor::module::embedding(self.embedding.clone(), tokens);
-        let pass = Pass {
-            config: &self.config,
-            rope: &self.rope,
-            lora,
-        };
-        for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(x, i, &pass, cache);
+    /// Runs `tokens` (`[batch, seq]`) through every block and the final norm; row `i` continues
+    /// the sequence in `caches[i]` with its own adapters. Returns the hidden states
+    /// `[batch, seq, dim]` and advances every cache by `seq`.
+    pub fn forward(&self, tokens: Tensor<2, Int>, caches: &mut [KvCache], lora: &LoraBatch) -> Tensor<3> {
+        let [batch, seq] = tokens.dims();
+        assert_eq!(caches.len(), batch, "one cache per row");
+        for cache in caches.iter() {
+            assert!(cache.len() + seq <= cache.capacity(), "KV cache overflow: the caller checks the context");
         }
-        cache.advance(seq);
+        let mut x = burn::tensor::module::embedding(self.embedding.clone(), tokens);
+        let pass = Pass { config: &self.config, rope: &self.rope, lora };
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x, i, &pass, caches);
+        }
+        for cache in caches.iter_mut() {
+            cache.advance(seq);
+        }
         self.norm.forward(x)
+    }
+
+    /// One decoding step for a batch: row `i` feeds `tokens[i]` to `caches[i]`; returns each
+    /// row's logits. Rows share every base matmul, so the weights are read once for the batch.
+    pub fn step(&self, tokens: &[u32], caches: &mut [KvCache], lora: &LoraBatch) -> Vec<Vec<f32>> {
+        let input = self.token_tensor(tokens, [tokens.len(), 1]);
+        let logits = self.logits(self.forward(input, caches, lora));
+        let flat = logits.into_data().try_to_vec::<f32>().expect("logits are f32");
+        flat.chunks(self.config.vocab_size).map(<[f32]>::to_vec).collect()
+    }
+
+    fn token_tensor(&self, tokens: &[u32], shape: [usize; 2]) -> Tensor<2, Int> {
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        Tensor::from_data(TensorData::new(ids, shape), &self.device)
     }
 
     /// Projects hidden states `[batch, seq, dim]` to logits `[batch, seq, vocab]`.
@@ -123,9 +135,8 @@ impl Llama {
 
     /// [`Llama::next_logits`] with adapters.
     pub fn next_logits_with(&self, tokens: &[u32], cache: &mut KvCache, lora: &LoraBatch) -> Vec<f32> {
-        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, tokens.len()]), &self.device);
-        let hidden = self.forward(input, cache, lora);
+        let input = self.token_tensor(tokens, [1, tokens.len()]);
+        let hidden = self.forward(input, std::slice::from_mut(cache), lora);
         let [_, seq, dim] = hidden.dims();
         let last = hidden
             .slice(burn::tensor::s![.., seq - 1..seq, ..])

@@ -113,7 +113,7 @@ fn write_safetensors(dir: &std::path::Path, weights: &[(WeightName, Vec<usize>, 
 }
 
 fn logits_of(model: &Llama) -> Vec<f32> {
-    let mut cache: KvCache = model.new_cache(1, 16);
+    let mut cache: KvCache = model.new_cache(16);
     // A prompt pass, then two single-token steps through the cache.
     let mut all = model.next_logits(&[3, 17, 5, 41, 8], &mut cache);
     all.extend(model.next_logits(&[22], &mut cache));
@@ -153,9 +153,9 @@ fn prefill_and_step_by_step_decoding_agree() {
     let gguf = write_gguf(dir.path(), &random_weights(false));
     let model = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &default_device()).expect("load");
     let prompt = [3u32, 17, 5, 41, 8];
-    let mut batch_cache = model.new_cache(1, 8);
+    let mut batch_cache = model.new_cache(8);
     let at_once = model.next_logits(&prompt, &mut batch_cache);
-    let mut step_cache = model.new_cache(1, 8);
+    let mut step_cache = model.new_cache(8);
     let mut one_by_one = Vec::new();
     for &t in &prompt {
         one_by_one = model.next_logits(&[t], &mut step_cache);
@@ -178,4 +178,60 @@ fn unsupported_architecture_is_named_in_the_error() {
     let file = airlock_gguf::GgufFile::from_bytes(w.to_bytes().expect("bytes")).expect("parses");
     let err = GgufSource::new(file).err().expect("rejected").to_string();
     assert!(err.contains("mamba"), "{err}");
+}
+
+/// Random low-rank factors for every projection of the tiny model.
+fn random_adapter(seed: u64) -> airlock_model::LoraWeights {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let cfg_heads = [(LayerWeight::Q, HEADS * HEAD_DIM, DIM), (LayerWeight::V, KV_HEADS * HEAD_DIM, DIM), (LayerWeight::Down, DIM, FFN)];
+    let mut pairs = Vec::new();
+    for layer in 0..LAYERS {
+        for (weight, out, inp) in cfg_heads {
+            let mut t = |shape: Vec<usize>| {
+                let n = shape.iter().product();
+                airlock_model::HostTensor::f32(shape, (0..n).map(|_| rng.random_range(-0.3f32..0.3)).collect())
+            };
+            pairs.push(airlock_model::LoraPair { layer, weight, a: t(vec![4, inp]), b: t(vec![out, 4]) });
+        }
+    }
+    airlock_model::LoraWeights::new(2.0, pairs, &default_device()).expect("adapter")
+}
+
+#[test]
+fn a_batch_with_different_adapters_and_positions_per_row_equals_each_row_alone() {
+    use airlock_model::LoraBatch;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gguf = write_gguf(dir.path(), &random_weights(false));
+    let model = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &default_device()).expect("load");
+    let adapter = Arc::new(random_adapter(7));
+    let sets = [vec![], vec![(Arc::clone(&adapter), 1.0)], vec![(Arc::clone(&adapter), 0.5)]];
+    let prompts: [&[u32]; 3] = [&[3, 17, 5], &[9, 1, 2, 3, 4], &[30]];
+    // Each row alone.
+    let alone: Vec<Vec<f32>> = prompts
+        .iter()
+        .zip(&sets)
+        .map(|(p, set)| {
+            let lora = LoraBatch::uniform(set.clone());
+            let mut cache = model.new_cache(16);
+            model.next_logits_with(p, &mut cache, &lora);
+            model.next_logits_with(&[11], &mut cache, &lora)
+        })
+        .collect();
+    // Prompts one by one, then one shared step for the three rows.
+    let mut caches: Vec<KvCache> = prompts
+        .iter()
+        .zip(&sets)
+        .map(|(p, set)| {
+            let mut cache = model.new_cache(16);
+            model.next_logits_with(p, &mut cache, &LoraBatch::uniform(set.clone()));
+            cache
+        })
+        .collect();
+    let batched = model.step(&[11, 11, 11], &mut caches, &LoraBatch::per_row(sets.to_vec()));
+    for (row, (a, b)) in alone.iter().zip(&batched).enumerate() {
+        let max = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(max < 1e-4, "row {row} differs by {max}");
+    }
+    assert!(alone[0].iter().zip(&alone[1]).any(|(x, y)| (x - y).abs() > 1e-2), "the adapter changes the logits");
 }
