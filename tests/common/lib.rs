@@ -23,6 +23,13 @@ pub fn default_model() -> &'static (Llama, Tokenizer) {
     })
 }
 
+/// A reference PEFT adapter, loaded for the default model and ready to attach to requests.
+pub fn reference_adapter(name: &str) -> std::sync::Arc<airlock_model::LoraWeights> {
+    let (model, _) = default_model();
+    let adapter = airlock_adapter::load_peft(&reference_path(name), model.config()).expect("adapter loads");
+    std::sync::Arc::new(adapter.to_weights(model.device()).expect("adapter weights"))
+}
+
 /// `../shared/reference/<name>`, next to the repository.
 pub fn reference_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

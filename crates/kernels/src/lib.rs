@@ -3,17 +3,38 @@
 //!
 //! Decoding is bound by memory bandwidth: every weight is read once per token, so weights stay
 //! packed (4.5-8.5 bits each) and each activation row is quantized to 8 bits once per product
-//! ([`Q8Block`], llama.cpp's `block_q8_0` / `block_q8_1`), letting the inner loop multiply small
-//! integers. Quantizing activations the way llama.cpp does also makes our logits agree with its.
+//! ([`Q8Block`], llama.cpp's `block_q8_0` / `block_q8_1`; [`Q8KBlock`], its `block_q8_K`, for the
+//! K-quants), letting the inner loop multiply small integers. Quantizing activations the way
+//! llama.cpp does also makes our logits agree with its.
 //!
-//! Supported weight blocks: Q4_0, Q4_1, Q8_0. Other types are dequantized by the caller.
+//! Design decisions:
+//! - **Hand-written SIMD.** No crate computes dot products of GGUF blocks with quantized
+//!   activations (portable-SIMD crates have no `maddubs`/`dpbusd`, and BLAS wants dense floats),
+//!   so the kernels in `dot/` are written with `core::arch` intrinsics after llama.cpp's
+//!   `ggml-cpu/arch/x86/quants.c`: AVX2+FMA+F16C, and AVX-512 VNNI for the 32-element formats.
+//!   The scalar kernels are the reference; SIMD agrees with them up to float summation order
+//!   because every integer part is exact.
+//! - **Chosen once at run time.** [`Isa::best`] probes the CPU the first time it is asked and
+//!   caches the answer; a binary built for baseline x86-64 still uses AVX-512 where present.
+//! - **One weight pass per tile.** [`QMatrix::matmul_into`] splits weight rows over the rayon
+//!   pool; each kernel call multiplies one weight row with up to [`TILE`] activation rows, so a
+//!   prefill loads and unpacks each weight block once per tile while decode streams every row
+//!   exactly once.
+//!
+//! Supported weight blocks: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K. Other types are dequantized by the caller.
 
 mod dot;
 mod matmul;
 mod q8;
+mod q8k;
 
+pub use dot::Isa;
 pub use matmul::{BlockFormat, QMatrix, QMatrixError};
 pub use q8::{Q8Block, quantize_row_q8};
+pub use q8k::{Q8KBlock, QK_K, quantize_row_q8k};
 
-/// Elements per block of every supported format.
+/// Elements per block of Q4_0, Q4_1 and Q8_0.
 pub const BLOCK: usize = 32;
+
+/// Activation rows multiplied with each weight row per kernel call.
+pub const TILE: usize = 4;

@@ -1,13 +1,16 @@
-//! 8-bit quantization of activation rows in blocks of 32 (llama.cpp's `quantize_row_q8_1_ref`):
-//! `d = max|x| / 127`, `q = round(x / d)`, and the block's sum `s = d * Σq` for formats with an
-//! offset (Q4_1). `d` and `s` are rounded to f16, as ggml stores them.
+//! 8-bit quantization of activation rows in blocks of 32 (llama.cpp's `quantize_row_q8_1_ref`,
+//! ggml-quants.c): `d = max|x| / 127`, `q = round(x / d)` (half away from zero), and the block's
+//! sum `s = d * Σq` for formats with an offset (Q4_1). `d` and `s` are rounded to f16, as ggml
+//! stores them.
+#![allow(unsafe_code)]
 
 use half::f16;
 
 use crate::BLOCK;
 
-/// One quantized block of an activation row.
+/// One quantized block of an activation row. `repr(C)`: SIMD kernels load `d` and `s` as a pair.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
 pub struct Q8Block {
     pub d: f32,
     /// `d * Σ qs`, used with the per-block minimum of Q4_1 weights.
@@ -17,6 +20,27 @@ pub struct Q8Block {
 
 /// Quantizes `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks).
 pub fn quantize_row_q8(x: &[f32], out: &mut [Q8Block]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::Isa::best() != crate::Isa::Scalar {
+        // SAFETY: every non-scalar instruction set includes AVX2.
+        unsafe { quantize_avx2(x, out) };
+        return;
+    }
+    quantize(x, out);
+}
+
+/// The same code compiled for AVX2, where `round` becomes `vroundps` instead of a libm call.
+///
+/// # Safety
+/// AVX2 must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_avx2(x: &[f32], out: &mut [Q8Block]) {
+    quantize(x, out);
+}
+
+#[inline(always)]
+fn quantize(x: &[f32], out: &mut [Q8Block]) {
     for (block, xs) in out.iter_mut().zip(x.chunks_exact(BLOCK)) {
         let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
@@ -57,5 +81,19 @@ mod tests {
         quantize_row_q8(&[0.0; 32], &mut blocks);
         assert_eq!(blocks[0].d, 0.0);
         assert!(blocks[0].qs.iter().all(|&q| q == 0));
+    }
+
+    #[test]
+    fn simd_build_rounds_exactly_like_the_scalar_one_including_ties() {
+        // Halves and values a hair below them, where a sloppy `floor(x + 0.5)` would differ.
+        let mut x: Vec<f32> = (0..256).map(|i| (i as f32 - 128.0) * 0.5).collect();
+        x.extend((0..256).map(|i| (i as f32 - 128.0) * 0.5 - 0.5f32.powi(20) * (i % 3) as f32));
+        x.extend((0..512).map(|i| ((i * 7919 % 1013) as f32 - 506.0) * 0.0137));
+        let (mut a, mut b) = (vec![Q8Block::default(); 32], vec![Q8Block::default(); 32]);
+        quantize(&x, &mut a);
+        quantize_row_q8(&x, &mut b);
+        for (a, b) in a.iter().zip(&b) {
+            assert_eq!((a.d, a.s, a.qs), (b.d, b.s, b.qs));
+        }
     }
 }

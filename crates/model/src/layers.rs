@@ -13,6 +13,16 @@ use airlock_kernels::{BlockFormat, QMatrix};
 use crate::load::{HostData, HostTensor};
 use crate::{KvCache, LayerWeight, LlamaConfig, LoraBatch, ModelError, Rope};
 
+/// How projections hold their weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// The file's blocks where a CPU kernel exists (8-bit activations, as llama.cpp).
+    #[default]
+    Packed,
+    /// Everything dequantized to f32: exact arithmetic, for checking against f32 references.
+    F32,
+}
+
 /// `y = x W^T`, no bias: the one seam through which every projection's matmul passes.
 ///
 /// On the CPU, weights whose blocks have a kernel in `airlock-kernels` stay packed and the
@@ -33,10 +43,16 @@ enum LinearWeight {
 }
 
 impl Linear {
-    pub fn new(w: HostTensor, id: Option<(usize, LayerWeight)>, device: &Device) -> Result<Self, ModelError> {
+    pub fn new(
+        w: HostTensor,
+        id: Option<(usize, LayerWeight)>,
+        precision: Precision,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         let (out, inp) = (w.shape[0], w.shape[1]);
         if let HostData::Packed { ggml_type, bytes } = &w.data
             && let Some(format) = BlockFormat::from_name(ggml_type.name())
+            && precision == Precision::Packed
             && *device == Device::flex()
         {
             let matrix = QMatrix::new(format, out, inp, bytes.clone())?;
@@ -137,10 +153,13 @@ impl Attention {
             attend(q, k, v, layer, pass, &mut caches[0])
         } else {
             let row = |t: &Tensor<4>, i: usize| t.clone().slice(s![i..i + 1, .., .., ..]);
-            let rows = (0..b).map(|i| attend(row(&q, i), row(&k, i), row(&v, i), layer, pass, &mut caches[i])).collect();
+            let rows = (0..b)
+                .map(|i| attend(row(&q, i), row(&k, i), row(&v, i), layer, pass, &mut caches[i]))
+                .collect();
             Tensor::cat(rows, 0)
         }; // [b, n_heads, len, hd]
-        self.o.forward(out.swap_dims(1, 2).reshape([b, len, cfg.n_heads * hd]), lora)
+        self.o
+            .forward(out.swap_dims(1, 2).reshape([b, len, cfg.n_heads * hd]), lora)
     }
 }
 
@@ -154,9 +173,15 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, layer: usize, pass: &Pass, c
     let total = k.dims()[2];
     // Query head h reads key/value head h / n_rep, as llama.cpp groups them.
     let share = |t: Tensor<4>| {
-        t.unsqueeze_dim::<5>(2).expand([1, cfg.n_kv_heads, cfg.n_rep(), total, hd]).reshape([1, cfg.n_heads, total, hd])
+        t.unsqueeze_dim::<5>(2)
+            .expand([1, cfg.n_kv_heads, cfg.n_rep(), total, hd])
+            .reshape([1, cfg.n_heads, total, hd])
     };
-    let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: true };
+    let options = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal: true,
+    };
     attention(q, share(k), share(v), None, None, options)
 }
 

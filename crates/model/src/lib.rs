@@ -22,6 +22,7 @@ pub use burn::tensor::Device;
 pub use cache::KvCache;
 pub use config::LlamaConfig;
 pub use error::ModelError;
+pub use layers::Precision;
 pub use llama::Llama;
 pub use load::{
     GgufSource, HostData, HostTensor, SafetensorsSource, WeightSource, permute_rope_rows, unpermute_rope_rows,

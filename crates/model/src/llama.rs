@@ -3,7 +3,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::layers::{Attention, Block, Linear, Mlp, Pass, RmsNorm};
+use crate::layers::{Attention, Block, Linear, Mlp, Pass, Precision, RmsNorm};
 use crate::load::{HostTensor, WeightSource};
 use crate::{KvCache, LayerWeight, LlamaConfig, LoraBatch, ModelError, Rope, WeightName};
 
@@ -22,6 +22,11 @@ pub struct Llama {
 impl Llama {
     /// Builds the network from any weight source, checking every tensor's shape.
     pub fn load(source: &dyn WeightSource, device: &Device) -> Result<Self, ModelError> {
+        Self::load_with(source, device, Precision::Packed)
+    }
+
+    /// [`Llama::load`] with a choice of how projections hold their weights.
+    pub fn load_with(source: &dyn WeightSource, device: &Device, precision: Precision) -> Result<Self, ModelError> {
         let cfg = source.config().clone();
         let dim = cfg.dim;
         let get = |name: WeightName, shape: &[usize]| -> Result<HostTensor, ModelError> {
@@ -32,7 +37,7 @@ impl Llama {
         };
         let linear = |i: usize, w: LayerWeight| {
             let name = WeightName::Layer(i, w);
-            Linear::new(get(name, &cfg.projection_shape(w))?, Some((i, w)), device)
+            Linear::new(get(name, &cfg.projection_shape(w))?, Some((i, w)), precision, device)
         };
         let norm = |name| RmsNorm::new(get(name, &[dim])?, cfg.rms_eps, device);
         let mut blocks = Vec::with_capacity(cfg.n_layers);
@@ -60,9 +65,10 @@ impl Llama {
             Some(w) => Linear::new(
                 w.expect_shape(WeightName::Output, &[cfg.vocab_size, dim])?,
                 None,
+                precision,
                 device,
             )?,
-            None => Linear::new(emb.clone(), None, device)?,
+            None => Linear::new(emb.clone(), None, precision, device)?,
         };
         let embedding = Tensor::from_data(TensorData::new(emb.into_f32()?, [cfg.vocab_size, dim]), device);
         Ok(Self {
@@ -96,10 +102,17 @@ impl Llama {
         let [batch, seq] = tokens.dims();
         assert_eq!(caches.len(), batch, "one cache per row");
         for cache in caches.iter() {
-            assert!(cache.len() + seq <= cache.capacity(), "KV cache overflow: the caller checks the context");
+            assert!(
+                cache.len() + seq <= cache.capacity(),
+                "KV cache overflow: the caller checks the context"
+            );
         }
         let mut x = burn::tensor::module::embedding(self.embedding.clone(), tokens);
-        let pass = Pass { config: &self.config, rope: &self.rope, lora };
+        let pass = Pass {
+            config: &self.config,
+            rope: &self.rope,
+            lora,
+        };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x, i, &pass, caches);
         }

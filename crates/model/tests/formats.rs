@@ -183,7 +183,11 @@ fn unsupported_architecture_is_named_in_the_error() {
 /// Random low-rank factors for every projection of the tiny model.
 fn random_adapter(seed: u64) -> airlock_model::LoraWeights {
     let mut rng = StdRng::seed_from_u64(seed);
-    let cfg_heads = [(LayerWeight::Q, HEADS * HEAD_DIM, DIM), (LayerWeight::V, KV_HEADS * HEAD_DIM, DIM), (LayerWeight::Down, DIM, FFN)];
+    let cfg_heads = [
+        (LayerWeight::Q, HEADS * HEAD_DIM, DIM),
+        (LayerWeight::V, KV_HEADS * HEAD_DIM, DIM),
+        (LayerWeight::Down, DIM, FFN),
+    ];
     let mut pairs = Vec::new();
     for layer in 0..LAYERS {
         for (weight, out, inp) in cfg_heads {
@@ -191,7 +195,12 @@ fn random_adapter(seed: u64) -> airlock_model::LoraWeights {
                 let n = shape.iter().product();
                 airlock_model::HostTensor::f32(shape, (0..n).map(|_| rng.random_range(-0.3f32..0.3)).collect())
             };
-            pairs.push(airlock_model::LoraPair { layer, weight, a: t(vec![4, inp]), b: t(vec![out, 4]) });
+            pairs.push(airlock_model::LoraPair {
+                layer,
+                weight,
+                a: t(vec![4, inp]),
+                b: t(vec![out, 4]),
+            });
         }
     }
     airlock_model::LoraWeights::new(2.0, pairs, &default_device()).expect("adapter")
@@ -205,7 +214,11 @@ fn a_batch_with_different_adapters_and_positions_per_row_equals_each_row_alone()
     let gguf = write_gguf(dir.path(), &random_weights(false));
     let model = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &default_device()).expect("load");
     let adapter = Arc::new(random_adapter(7));
-    let sets = [vec![], vec![(Arc::clone(&adapter), 1.0)], vec![(Arc::clone(&adapter), 0.5)]];
+    let sets = [
+        vec![],
+        vec![(Arc::clone(&adapter), 1.0)],
+        vec![(Arc::clone(&adapter), 0.5)],
+    ];
     let prompts: [&[u32]; 3] = [&[3, 17, 5], &[9, 1, 2, 3, 4], &[30]];
     // Each row alone.
     let alone: Vec<Vec<f32>> = prompts
@@ -233,5 +246,8 @@ fn a_batch_with_different_adapters_and_positions_per_row_equals_each_row_alone()
         let max = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(max < 1e-4, "row {row} differs by {max}");
     }
-    assert!(alone[0].iter().zip(&alone[1]).any(|(x, y)| (x - y).abs() > 1e-2), "the adapter changes the logits");
+    assert!(
+        alone[0].iter().zip(&alone[1]).any(|(x, y)| (x - y).abs() > 1e-2),
+        "the adapter changes the logits"
+    );
 }

@@ -38,9 +38,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         tokenizer.prompt_tokens(&args.prompt)?
     };
-    let request = args.sampling.request(prompt);
-    let generation = stream_to_stdout(&loaded, &request)?;
+    let prompt_tokens = prompt.len();
+    let generation = stream_to_stdout(&loaded, args.sampling.request(prompt))?;
     println!();
-    report(&loaded, &request, &generation);
+    report(&loaded, prompt_tokens, &generation);
     Ok(())
 }

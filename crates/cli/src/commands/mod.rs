@@ -9,7 +9,7 @@ pub mod run;
 use std::io::Write;
 use std::ops::ControlFlow;
 
-use airlock_engine::{GenerateRequest, Generation, Sampling};
+use airlock_engine::{Generation, Request, Sampling};
 
 use crate::loaded::Loaded;
 
@@ -38,8 +38,8 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    pub fn request(&self, prompt: Vec<u32>) -> GenerateRequest {
-        GenerateRequest {
+    pub fn request(&self, prompt: Vec<u32>) -> Request {
+        Request {
             prompt,
             max_tokens: self.max_tokens,
             sampling: Sampling {
@@ -52,12 +52,13 @@ impl SamplingArgs {
                 ..Sampling::default()
             },
             stop: self.stop.clone(),
+            ..Request::default()
         }
     }
 }
 
 /// Generates, streaming text to stdout as it comes, and returns the finished generation.
-pub fn stream_to_stdout(loaded: &Loaded, request: &GenerateRequest) -> anyhow::Result<Generation> {
+pub fn stream_to_stdout(loaded: &Loaded, request: Request) -> anyhow::Result<Generation> {
     let mut stdout = std::io::stdout().lock();
     let generation = airlock_engine::generate(&loaded.model, &loaded.tokenizer, request, |text| {
         match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
@@ -69,12 +70,12 @@ pub fn stream_to_stdout(loaded: &Loaded, request: &GenerateRequest) -> anyhow::R
 }
 
 /// The timing line printed to stderr, as llama.cpp's and Ollama's `--verbose` do.
-pub fn report(loaded: &Loaded, request: &GenerateRequest, generation: &Generation) {
+pub fn report(loaded: &Loaded, prompt_tokens: usize, generation: &Generation) {
     eprintln!(
         "\nload {:.2}s | prompt {} tokens, {:.1} tokens/s | generation {} tokens, {:.1} tokens/s | {:?}",
         loaded.load_duration.as_secs_f64(),
-        request.prompt.len(),
-        generation.prompt_tokens_per_second(request.prompt.len()),
+        prompt_tokens,
+        generation.prompt_tokens_per_second(prompt_tokens),
         generation.tokens.len(),
         generation.tokens_per_second(),
         generation.finish,

@@ -65,11 +65,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Streams the assistant's answer to the conversation and appends it to the history.
 fn answer(loaded: &Loaded, args: &Args, history: &mut Vec<ChatMessage>) -> anyhow::Result<()> {
     let prompt = loaded.tokenizer.apply_chat_template(history, true)?;
-    let request = args.sampling.request(prompt);
-    let generation = stream_to_stdout(loaded, &request)?;
+    let prompt_tokens = prompt.len();
+    let generation = stream_to_stdout(loaded, args.sampling.request(prompt))?;
     println!();
     if args.verbose {
-        report(loaded, &request, &generation);
+        report(loaded, prompt_tokens, &generation);
     }
     history.push(ChatMessage {
         role: "assistant".into(),
