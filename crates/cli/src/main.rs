@@ -31,6 +31,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Show a model's architecture, quantization, sizes and chat template.
     Inspect(commands::inspect::Args),
+    /// Fine-tune a LoRA adapter on a JSONL dataset.
+    Train(Box<commands::train::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Command::List => commands::list::run(),
         Command::Generate(args) => commands::generate::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Train(args) => commands::train::run(*args),
     }
 }

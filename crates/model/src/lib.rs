@@ -17,6 +17,7 @@ pub mod load;
 mod lora;
 mod names;
 mod rope;
+pub mod tiny;
 
 pub use burn::tensor::Device;
 pub use cache::KvCache;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use burn::tensor::{Device, Tensor, TensorData, s};
+use burn::tensor::{Device, Distribution, Tensor, TensorData, s};
 
 use crate::{HostTensor, LayerWeight, ModelError};
 
@@ -25,6 +25,8 @@ pub struct LoraPair {
 pub struct LoraWeights {
     /// `alpha / r` (or `alpha / sqrt(r)` for rsLoRA).
     scale: f32,
+    /// Dropout on the adapter's input while training (PEFT's `lora_dropout`); 0 at inference.
+    dropout: f32,
     factors: HashMap<(usize, LayerWeight), Factors>,
 }
 
@@ -36,20 +38,35 @@ struct Factors {
 
 impl LoraWeights {
     pub fn new(scale: f32, pairs: Vec<LoraPair>, device: &Device) -> Result<Self, ModelError> {
-        let mut factors = HashMap::new();
+        let mut tensors = Vec::with_capacity(pairs.len());
         for pair in pairs {
             let (r, inp, out) = (pair.a.shape[0], pair.a.shape[1], pair.b.shape[0]);
-            let a: Tensor<2> = Tensor::from_data(TensorData::new(pair.a.into_f32()?, [r, inp]), device);
-            let b: Tensor<2> = Tensor::from_data(TensorData::new(pair.b.into_f32()?, [out, r]), device);
-            factors.insert(
-                (pair.layer, pair.weight),
-                Factors {
-                    a_t: a.transpose(),
-                    b_t: b.transpose(),
-                },
-            );
+            let a = Tensor::from_data(TensorData::new(pair.a.into_f32()?, [r, inp]), device);
+            let b = Tensor::from_data(TensorData::new(pair.b.into_f32()?, [out, r]), device);
+            tensors.push((pair.layer, pair.weight, a, b));
         }
-        Ok(Self { scale, factors })
+        Ok(Self::from_tensors(scale, 0.0, tensors))
+    }
+
+    /// Factors already on a device, e.g. trainable ones: `(layer, projection, A [r, in], B [out, r])`.
+    pub fn from_tensors(scale: f32, dropout: f32, tensors: Vec<(usize, LayerWeight, Tensor<2>, Tensor<2>)>) -> Self {
+        let factors = tensors
+            .into_iter()
+            .map(|(layer, weight, a, b)| {
+                (
+                    (layer, weight),
+                    Factors {
+                        a_t: a.transpose(),
+                        b_t: b.transpose(),
+                    },
+                )
+            })
+            .collect();
+        Self {
+            scale,
+            dropout,
+            factors,
+        }
     }
 
     pub fn scale(&self) -> f32 {
@@ -60,6 +77,12 @@ impl LoraWeights {
     /// does not touch it.
     pub fn delta(&self, layer: usize, weight: LayerWeight, x: Tensor<3>) -> Option<Tensor<3>> {
         let f = self.factors.get(&(layer, weight))?;
+        let x = if self.dropout > 0.0 {
+            let keep = x.random_like(Distribution::Bernoulli(1.0 - self.dropout as f64));
+            x * keep / (1.0 - self.dropout)
+        } else {
+            x
+        };
         let low = burn::tensor::module::linear(x, f.a_t.clone(), None); // [batch, seq, r]
         Some(burn::tensor::module::linear(low, f.b_t.clone(), None) * self.scale)
     }

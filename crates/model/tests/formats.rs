@@ -2,69 +2,11 @@
 //! permuted for its RoPE) and as a Hugging Face safetensors checkpoint, gives the same logits
 //! from either file: the two name tables and the RoPE permutation agree.
 
-use airlock_gguf::{GgmlType, GgufWriter};
+use airlock_gguf::GgufWriter;
+use airlock_model::tiny::{DIM, FFN, HEAD_DIM, HEADS, KV_HEADS, LAYERS, VOCAB, random_weights, write_gguf};
 use airlock_model::{GgufSource, KvCache, LayerWeight, Llama, SafetensorsSource, WeightName, default_device};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-const LAYERS: usize = 2;
-const DIM: usize = 64;
-const FFN: usize = 96;
-const HEADS: usize = 4;
-const KV_HEADS: usize = 2;
-const HEAD_DIM: usize = DIM / HEADS;
-const VOCAB: usize = 50;
-
-/// Every tensor of the tiny model in GGUF layout, with its row-major shape.
-fn random_weights(tied: bool) -> Vec<(WeightName, Vec<usize>, Vec<f32>)> {
-    let mut rng = StdRng::seed_from_u64(42);
-    let mut tensor = |shape: Vec<usize>, scale: f32| {
-        let n = shape.iter().product();
-        let data = (0..n).map(|_| rng.random_range(-1.0f32..1.0) * scale).collect();
-        (shape, data)
-    };
-    let mut all = Vec::new();
-    let mut push = |name, (shape, data)| all.push((name, shape, data));
-    push(WeightName::Embedding, tensor(vec![VOCAB, DIM], 1.0));
-    for i in 0..LAYERS {
-        let l = |w| WeightName::Layer(i, w);
-        push(l(LayerWeight::AttnNorm), tensor(vec![DIM], 1.0));
-        push(l(LayerWeight::Q), tensor(vec![HEADS * HEAD_DIM, DIM], 0.2));
-        push(l(LayerWeight::K), tensor(vec![KV_HEADS * HEAD_DIM, DIM], 0.2));
-        push(l(LayerWeight::V), tensor(vec![KV_HEADS * HEAD_DIM, DIM], 0.2));
-        push(l(LayerWeight::O), tensor(vec![DIM, HEADS * HEAD_DIM], 0.2));
-        push(l(LayerWeight::FfnNorm), tensor(vec![DIM], 1.0));
-        push(l(LayerWeight::Gate), tensor(vec![FFN, DIM], 0.2));
-        push(l(LayerWeight::Up), tensor(vec![FFN, DIM], 0.2));
-        push(l(LayerWeight::Down), tensor(vec![DIM, FFN], 0.2));
-    }
-    push(WeightName::OutputNorm, tensor(vec![DIM], 1.0));
-    if !tied {
-        push(WeightName::Output, tensor(vec![VOCAB, DIM], 0.2));
-    }
-    all
-}
-
-fn write_gguf(dir: &std::path::Path, weights: &[(WeightName, Vec<usize>, Vec<f32>)]) -> std::path::PathBuf {
-    let mut w = GgufWriter::new();
-    w.add_metadata("general.architecture", "llama")
-        .add_metadata("llama.block_count", LAYERS as u32)
-        .add_metadata("llama.embedding_length", DIM as u32)
-        .add_metadata("llama.feed_forward_length", FFN as u32)
-        .add_metadata("llama.attention.head_count", HEADS as u32)
-        .add_metadata("llama.attention.head_count_kv", KV_HEADS as u32)
-        .add_metadata("llama.rope.freq_base", 10000.0f32)
-        .add_metadata("llama.attention.layer_norm_rms_epsilon", 1e-5f32)
-        .add_metadata("llama.context_length", 64u32);
-    for (name, shape, data) in weights {
-        let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
-        w.add_tensor_f32(name.gguf(), &dims, GgmlType::F32, data)
-            .expect("tensor");
-    }
-    let path = dir.join("tiny.gguf");
-    w.write_to_path(&path).expect("gguf written");
-    path
-}
 
 /// Undoes llama.cpp's q/k row permutation: GGUF row `2i + j` of a head is HF row `j * d/2 + i`.
 fn to_hf_rows(data: &[f32], heads: usize) -> Vec<f32> {
@@ -124,7 +66,7 @@ fn logits_of(model: &Llama) -> Vec<f32> {
 fn same_logits_from_both_files(tied: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let weights = random_weights(tied);
-    let gguf = write_gguf(dir.path(), &weights);
+    let gguf = write_gguf(dir.path(), &weights).expect("gguf written");
     write_safetensors(dir.path(), &weights, tied);
     let device = default_device();
     let from_gguf = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &device).expect("load gguf");
@@ -150,7 +92,7 @@ fn tiny_llama_with_tied_embeddings_gives_the_same_logits_from_both_files() {
 #[test]
 fn prefill_and_step_by_step_decoding_agree() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let gguf = write_gguf(dir.path(), &random_weights(false));
+    let gguf = write_gguf(dir.path(), &random_weights(false)).expect("gguf written");
     let model = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &default_device()).expect("load");
     let prompt = [3u32, 17, 5, 41, 8];
     let mut batch_cache = model.new_cache(8);
@@ -211,7 +153,7 @@ fn a_batch_with_different_adapters_and_positions_per_row_equals_each_row_alone()
     use airlock_model::LoraBatch;
     use std::sync::Arc;
     let dir = tempfile::tempdir().expect("tempdir");
-    let gguf = write_gguf(dir.path(), &random_weights(false));
+    let gguf = write_gguf(dir.path(), &random_weights(false)).expect("gguf written");
     let model = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &default_device()).expect("load");
     let adapter = Arc::new(random_adapter(7));
     let sets = [

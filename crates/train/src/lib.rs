@@ -1,0 +1,21 @@
+//! QLoRA-style fine-tuning (Dettmers et al., 2023; Hu et al., 2021) from JSONL datasets: the
+//! base stays frozen, only the LoRA factors get gradients and optimizer state, and the result
+//! is written in PEFT's layout so PEFT, vLLM and Ollama load it.
+//!
+//! Design: gradients flow through burn's autodiff. The frozen base runs with f32 projections
+//! on the autodiff device (the packed CPU kernels have no backward pass yet), so a run holds
+//! the base dequantized; see the README's status table.
+
+mod batching;
+pub mod checkpoint;
+mod config;
+pub mod data;
+mod error;
+mod plot;
+mod run;
+mod state;
+
+pub use config::{Length, RunPaths, Schedule, TrainConfig, TrainOptions};
+pub use error::TrainError;
+pub use run::{RunOptions, Summary, batch_loss, learning_rate, total_steps, train};
+pub use state::{LoraState, Param};

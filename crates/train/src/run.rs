@@ -1,0 +1,318 @@
+//! The training loop: masked cross-entropy through the frozen base, gradients only for the
+//! LoRA factors, AdamW with warmup and a cosine or constant schedule, gradient clipping and
+//! accumulation, periodic validation with early stopping, checkpoints, and a metrics log.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use airlock_adapter::save_peft;
+use airlock_model::{Llama, LoraBatch};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::batching::Schedule as Batches;
+use crate::checkpoint::{self, LoopState};
+use crate::config::{Length, RunPaths, Schedule};
+use crate::data::{Dataset, Example};
+use crate::{LoraState, TrainConfig, TrainError};
+
+/// How a run is driven from outside.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Continue from the newest checkpoint in `out/checkpoints` if there is one.
+    pub resume: bool,
+    pub progress: bool,
+    /// Set (by Ctrl-C) to save a checkpoint and stop after the current step.
+    pub stop: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub steps: usize,
+    pub last_loss: f64,
+    pub best_valid_loss: Option<f64>,
+    pub tokens_per_second: f64,
+    pub early_stopped: bool,
+    pub interrupted: bool,
+}
+
+#[derive(Serialize)]
+struct StepLog {
+    step: usize,
+    epoch: usize,
+    loss: f64,
+    lr: f64,
+    grad_norm: f64,
+    tokens: usize,
+    tokens_per_second: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid_loss: Option<f64>,
+}
+
+/// Learning rate at optimizer step `step` (0-based).
+pub fn learning_rate(config: &TrainConfig, step: usize, total: usize) -> f64 {
+    let lr = config.learning_rate;
+    if step < config.warmup_steps {
+        return lr * (step + 1) as f64 / config.warmup_steps as f64;
+    }
+    match config.schedule {
+        Schedule::Constant => lr,
+        Schedule::Cosine => {
+            let span = total.saturating_sub(config.warmup_steps).max(1) as f64;
+            let t = (step - config.warmup_steps) as f64 / span;
+            lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+        }
+    }
+}
+
+/// Total optimizer steps of a run.
+pub fn total_steps(config: &TrainConfig, batches_per_epoch: usize) -> usize {
+    match config.length {
+        Length::Iters(n) => n,
+        Length::Epochs(e) => e * batches_per_epoch.div_ceil(config.grad_accumulation),
+    }
+}
+
+/// Mean cross-entropy over the learned tokens of `batch` (right-padded), and their count.
+pub fn batch_loss(model: &Llama, lora: &LoraBatch, batch: &[&Example]) -> (Tensor<1>, usize) {
+    let device = model.device();
+    let len = batch.iter().map(|e| e.tokens.len()).max().unwrap_or(2).max(2);
+    let (b, n) = (batch.len(), len - 1);
+    let mut inputs = Vec::with_capacity(b * n);
+    let mut targets = Vec::with_capacity(b * n);
+    let mut mask = Vec::with_capacity(b * n);
+    for e in batch {
+        for i in 0..n {
+            let known = i + 1 < e.tokens.len();
+            inputs.push(*e.tokens.get(i).unwrap_or(&0) as i64);
+            targets.push(if known { e.tokens[i + 1] as i64 } else { 0 });
+            mask.push(if known && e.learn[i + 1] { 1.0f32 } else { 0.0 });
+        }
+    }
+    let count = mask.iter().filter(|&&m| m > 0.0).count();
+    let inputs: Tensor<2, Int> = Tensor::from_data(TensorData::new(inputs, [b, n]), device);
+    let targets: Tensor<3, Int> = Tensor::from_data(TensorData::new(targets, [b, n, 1]), device);
+    let mask: Tensor<2> = Tensor::from_data(TensorData::new(mask, [b, n]), device);
+    let mut caches: Vec<_> = (0..b).map(|_| model.new_cache(n)).collect();
+    let logits = model.logits(model.forward(inputs, &mut caches, lora)); // [b, n, vocab]
+    let picked = log_softmax(logits, 2).gather(2, targets).reshape([b, n]);
+    let loss = (picked * mask).sum().neg() / count.max(1) as f32;
+    (loss, count)
+}
+
+/// Mean validation loss over up to `batches` batches (in a fixed, length-sorted order).
+fn validate(model: &Llama, state: &LoraState, valid: &[Example], config: &TrainConfig) -> f64 {
+    let lora = LoraBatch::uniform(vec![(state.weights(0.0), 1.0)]);
+    let mut order: Vec<&Example> = valid.iter().collect();
+    order.sort_by_key(|e| e.tokens.len());
+    let (mut total, mut count) = (0.0, 0);
+    for batch in order.chunks(config.batch_size).take(config.eval_batches) {
+        let (loss, n) = batch_loss(model, &lora, batch);
+        total += loss.detach().into_scalar::<f32>() as f64 * n as f64;
+        count += n;
+    }
+    total / count.max(1) as f64
+}
+
+/// Trains an adapter on `dataset`; the base `model` must be on an autodiff device with f32
+/// projections (`Precision::F32`), so gradients reach every layer's factors.
+pub fn train(
+    model: &Llama,
+    dataset: &Dataset,
+    config: &TrainConfig,
+    paths: &RunPaths,
+    options: &RunOptions,
+) -> Result<Summary, TrainError> {
+    if dataset.train.is_empty() {
+        return Err(TrainError::NoData);
+    }
+    let device = model.device().clone();
+    let base = model.config();
+    let ckpt_dir = paths.checkpoints();
+    let resumed = options.resume.then(|| checkpoint::latest(&ckpt_dir)).flatten();
+    let (mut state, mut counters) = match &resumed {
+        Some(path) => checkpoint::load(path, base, &device)?,
+        None => (LoraState::init(base, config, &device), LoopState::default()),
+    };
+    let mut batches = Batches::new(&dataset.train, config.batch_size, config.seed);
+    let total = total_steps(config, batches.batches_per_epoch());
+    let mut log = MetricsLog::open(paths, counters.step, resumed.is_some())?;
+    let bar = progress_bar(options.progress, total, counters.step);
+    let started = Instant::now();
+    let (mut tokens_seen, mut last_loss) = (0usize, f64::NAN);
+    let (mut early_stopped, mut interrupted) = (false, false);
+
+    while counters.step < total {
+        if options.stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        let step = counters.step;
+        device.seed(config.seed.wrapping_add(step as u64)); // dropout masks: a function of the step
+        let lora = LoraBatch::uniform(vec![(state.weights(config.dropout), 1.0)]);
+        let mut grads: Option<Vec<Tensor<2>>> = None;
+        let (mut loss_sum, mut epoch, mut step_tokens) = (0.0, 0, 0);
+        for k in 0..config.grad_accumulation {
+            let (e, indices) = batches.at(step * config.grad_accumulation + k);
+            epoch = e;
+            let batch: Vec<&Example> = indices.iter().map(|&i| &dataset.train[i]).collect();
+            step_tokens += batch.iter().map(|e| e.tokens.len()).sum::<usize>();
+            let (loss, _) = batch_loss(model, &lora, &batch);
+            let gradients = loss.backward();
+            loss_sum += loss.detach().into_scalar::<f32>() as f64;
+            let these: Vec<Tensor<2>> = state
+                .params()
+                .map(|p| p.value.grad(&gradients).unwrap_or_else(|| p.m.zeros_like()))
+                .collect();
+            grads = Some(match grads {
+                None => these,
+                Some(acc) => acc.into_iter().zip(these).map(|(a, g)| a + g).collect(),
+            });
+        }
+        let scale = 1.0 / config.grad_accumulation as f64;
+        let grads = grads.unwrap_or_default().into_iter().map(|g| g * scale).collect();
+        let lr = learning_rate(config, step, total);
+        let grad_norm = state.apply(grads, lr, config.weight_decay, config.max_grad_norm);
+        counters.step += 1;
+        last_loss = loss_sum * scale;
+        tokens_seen += step_tokens;
+        let tokens_per_second = tokens_seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+
+        let mut valid_loss = None;
+        if !dataset.valid.is_empty() && (counters.step % config.eval_every == 0 || counters.step == total) {
+            let v = validate(model, &state, &dataset.valid, config);
+            valid_loss = Some(v);
+            if counters.best_valid_loss.is_none_or(|best| v < best) {
+                counters.best_valid_loss = Some(v);
+                counters.evals_without_improvement = 0;
+                save_peft(&state.to_adapter(), &paths.out, base)?;
+            } else {
+                counters.evals_without_improvement += 1;
+            }
+        }
+        log.write(&StepLog {
+            step: counters.step,
+            epoch,
+            loss: last_loss,
+            lr,
+            grad_norm,
+            tokens: step_tokens,
+            tokens_per_second,
+            valid_loss,
+        })?;
+        bar.set_position(counters.step as u64);
+        bar.set_message(format!("loss {last_loss:.4} lr {lr:.2e} {tokens_per_second:.0} tok/s"));
+        if counters.step % config.save_every == 0 {
+            checkpoint::save(&ckpt_dir, &state, &counters, base)?;
+        }
+        if config.patience > 0 && counters.evals_without_improvement >= config.patience {
+            early_stopped = true;
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    checkpoint::save(&ckpt_dir, &state, &counters, base)?;
+    if dataset.valid.is_empty() {
+        save_peft(&state.to_adapter(), &paths.out, base)?;
+    }
+    log.plot(paths)?;
+    Ok(Summary {
+        steps: counters.step,
+        last_loss,
+        best_valid_loss: counters.best_valid_loss,
+        tokens_per_second: tokens_seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        early_stopped,
+        interrupted,
+    })
+}
+
+fn progress_bar(enabled: bool, total: usize, at: usize) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps | {msg} | ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(at as u64);
+    bar
+}
+
+/// `metrics.jsonl`: one line per step. A resumed run first drops lines past its checkpoint, so
+/// the log reads as one uninterrupted run.
+struct MetricsLog {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    fn open(paths: &RunPaths, keep_through: usize, resumed: bool) -> Result<Self, TrainError> {
+        let path = paths.metrics();
+        let io = |source| TrainError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&paths.out).map_err(|source| TrainError::Io {
+            path: paths.out.clone(),
+            source,
+        })?;
+        let kept: Vec<String> = if resumed {
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v["step"].as_u64())
+                        .is_some_and(|s| s as usize <= keep_through)
+                })
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut text = kept.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        airlock_adapter::write_atomic(&path, text.as_bytes())?;
+        let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(io)?;
+        Ok(Self { path, file })
+    }
+
+    fn write(&mut self, line: &StepLog) -> Result<(), TrainError> {
+        let mut text = serde_json::to_string(line).unwrap_or_default();
+        text.push('\n');
+        self.file.write_all(text.as_bytes()).map_err(|source| TrainError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn plot(&self, paths: &RunPaths) -> Result<(), TrainError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| TrainError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        for v in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        {
+            let step = v["step"].as_u64().unwrap_or(0) as usize;
+            if let Some(l) = v["loss"].as_f64() {
+                train.push((step, l));
+            }
+            if let Some(l) = v["valid_loss"].as_f64() {
+                valid.push((step, l));
+            }
+        }
+        airlock_adapter::write_atomic(&paths.plot(), crate::plot::loss_svg(&train, &valid).as_bytes())?;
+        Ok(())
+    }
+}
