@@ -31,6 +31,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Show a model's architecture, quantization, sizes and chat template.
     Inspect(commands::inspect::Args),
+    /// Measure adapters' accuracy on a test split and gate on thresholds.
+    Eval(Box<commands::eval::Args>),
     /// Fine-tune a LoRA adapter on a JSONL dataset.
     Train(Box<commands::train::Args>),
 }
@@ -43,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(args) => commands::generate::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Train(args) => commands::train::run(*args),
+        Command::Eval(args) => commands::eval::run(*args),
     }
 }

@@ -20,6 +20,12 @@ pub struct Args {
     /// it as special tokens, as Ollama's raw mode and llama.cpp do.
     #[arg(long)]
     pub raw: bool,
+    /// A LoRA adapter folder (PEFT layout) to apply.
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
+    /// Multiplies the adapter's own alpha / r.
+    #[arg(long, default_value_t = 1.0, requires = "adapter")]
+    pub adapter_scale: f32,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }
@@ -39,7 +45,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tokenizer.prompt_tokens(&args.prompt)?
     };
     let prompt_tokens = prompt.len();
-    let generation = stream_to_stdout(&loaded, args.sampling.request(prompt))?;
+    let mut request = args.sampling.request(prompt);
+    if let Some(dir) = &args.adapter {
+        let adapter = airlock_adapter::load_peft(dir, loaded.model.config())?;
+        request.adapters = vec![(
+            std::sync::Arc::new(adapter.to_weights(loaded.model.device())?),
+            args.adapter_scale,
+        )];
+    }
+    let generation = stream_to_stdout(&loaded, request)?;
     println!();
     report(&loaded, prompt_tokens, &generation);
     Ok(())
