@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole story: the example clinical note to billing JSON, base model vs adapter.
+    Demo(commands::demo::Args),
     /// Fetch a model into the local store (default: the default model).
     Pull(commands::pull::Args),
     /// Chat with a model: one answer for a prompt, an interactive session without one.
@@ -39,6 +41,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Demo(args) => commands::demo::run(args),
         Command::Pull(args) => commands::pull::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::List => commands::list::run(),

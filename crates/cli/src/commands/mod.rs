@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the sampling flags that `run` and `generate` share.
 
+pub mod demo;
 pub mod eval;
 pub mod generate;
 pub mod inspect;
