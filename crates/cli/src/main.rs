@@ -1,6 +1,6 @@
 //! `airlock`: run, fine-tune and serve quantized Llama models on your own machine.
 //!
-//! The commands are shaped like Ollama's (`pull`, `run`, `list`) so the people we serve can type
+//! The commands are shaped like Ollama's (`pull`, `run`, `list`, `serve`) so the people we serve can type
 //! what they already know; `generate` and `inspect` are for scripts and debugging.
 
 mod commands;
@@ -31,6 +31,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Show a model's architecture, quantization, sizes and chat template.
     Inspect(commands::inspect::Args),
+    /// Serve the model and its adapters over Ollama's and OpenAI's HTTP APIs.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Command::List => commands::list::run(),
         Command::Generate(args) => commands::generate::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     }
 }

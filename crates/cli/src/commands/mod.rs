@@ -5,6 +5,7 @@ pub mod inspect;
 pub mod list;
 pub mod pull;
 pub mod run;
+pub mod serve;
 
 use std::io::Write;
 use std::ops::ControlFlow;
