@@ -57,10 +57,10 @@ fn check(ok: bool, message: &str) -> Result<(), ApiError> {
 }
 
 impl SamplingParams {
-    /// Checks ranges and fills in defaults. Without a seed, sampling at a positive temperature
-    /// draws a random one (greedy decoding needs none).
-    pub fn resolve(&self, context: usize) -> Result<Sampling, ApiError> {
-        let d = Sampling::default();
+    /// Checks ranges and fills in the API's `defaults`. Without a seed, sampling at a positive
+    /// temperature draws a random one (greedy decoding needs none).
+    pub fn resolve(&self, context: usize, defaults: &Sampling) -> Result<Sampling, ApiError> {
+        let d = defaults;
         let finite = |v: Option<f32>| v.is_none_or(f32::is_finite);
         check(
             finite(self.temperature)

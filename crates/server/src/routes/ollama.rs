@@ -6,13 +6,14 @@
 //! Differences from Ollama, by design: `template` (a Go template in Ollama) is accepted and
 //! ignored: prompts are always rendered with the model's own Jinja chat template, or taken
 //! verbatim with `raw`. `keep_alive` is accepted and ignored: the model stays loaded. Sampling is
-//! greedy unless a `temperature` is given (reproducible by default). `suffix` is ignored.
+//! greedy unless a `temperature` is given (reproducible by default), with Ollama's `repeat_penalty`
+//! default of 1.1 ([`ollama_defaults`]). `suffix` is ignored.
 //! `images` and `tools` are refused with 400: the served models have neither.
 
 use std::time::Instant;
 
 use airlock_constrain::Constraint;
-use airlock_engine::{Finished, Token};
+use airlock_engine::{Finished, Sampling, Token};
 use airlock_tokenizer::ChatMessage;
 use axum::Json;
 use axum::extract::State;
@@ -101,6 +102,16 @@ struct OllamaMessage {
     images: Option<Vec<Value>>,
 }
 
+/// Ollama's sampling defaults where they differ from the engine's: its documented
+/// `repeat_penalty` of 1.1, which keeps small models from looping (notably inside JSON strings).
+/// The temperature stays the engine's greedy default, so answers are reproducible.
+pub fn ollama_defaults() -> Sampling {
+    Sampling {
+        repeat_penalty: 1.1,
+        ..Sampling::default()
+    }
+}
+
 /// `format`: absent, `""` or `null` = free text; `"json"` = any JSON object; an object = a schema.
 pub fn format_constraint(format: Option<Value>) -> Result<Option<Constraint>, ApiError> {
     match format {
@@ -138,7 +149,7 @@ impl Common {
         let top = request::top_logprobs(self.top_logprobs)?;
         Ok(Generation {
             max_tokens: request::max_tokens(state, self.options.num_predict, self.options.num_ctx, prompt.len())?,
-            sampling: self.options.sampling().resolve(context)?,
+            sampling: self.options.sampling().resolve(context, &ollama_defaults())?,
             stop: request::stops(self.options.stop.unwrap_or_default())?,
             adapters,
             constraint: format_constraint(self.format)?,

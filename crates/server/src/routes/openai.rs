@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use airlock_constrain::Constraint;
-use airlock_engine::{FinishReason, Finished};
+use airlock_engine::{FinishReason, Finished, Sampling};
 use airlock_tokenizer::ChatMessage;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -180,7 +180,7 @@ impl CommonBody {
         };
         Ok(Generation {
             max_tokens: request::max_tokens(state, max_tokens, None, prompt.len())?,
-            sampling: sampling.resolve(state.model.context_length)?,
+            sampling: sampling.resolve(state.model.context_length, &Sampling::default())?,
             stop: request::stops(self.stop.map(OneOrMany::into_vec).unwrap_or_default())?,
             adapters,
             constraint,
