@@ -1,6 +1,6 @@
 //! `airlock`: run, fine-tune and serve quantized Llama models on your own machine.
 //!
-//! The commands are shaped like Ollama's (`pull`, `run`, `list`) so the people we serve can type
+//! The commands are shaped like Ollama's (`pull`, `run`, `list`, `serve`) so the people we serve can type
 //! what they already know; `generate` and `inspect` are for scripts and debugging.
 
 mod commands;
@@ -37,6 +37,8 @@ enum Command {
     Eval(Box<commands::eval::Args>),
     /// Fine-tune a LoRA adapter on a JSONL dataset.
     Train(Box<commands::train::Args>),
+    /// Serve the model and its adapters over Ollama's and OpenAI's HTTP APIs.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Train(args) => commands::train::run(*args),
         Command::Eval(args) => commands::eval::run(*args),
+        Command::Serve(args) => commands::serve::run(args),
     }
 }

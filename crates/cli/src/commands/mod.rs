@@ -8,6 +8,7 @@ pub mod list;
 pub mod pull;
 pub mod run;
 pub mod train;
+pub mod serve;
 
 use std::io::Write;
 use std::ops::ControlFlow;
