@@ -49,6 +49,9 @@ struct Cli {
     /// Run airlock only (no peer installed).
     #[arg(long)]
     airlock_only: bool,
+    /// Print the prompt's token ids (comma-separated, for running a child by hand) and exit.
+    #[arg(long)]
+    print_ids: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,6 +84,10 @@ fn main() -> anyhow::Result<()> {
 fn compare(cli: &Cli, model: &Path) -> anyhow::Result<()> {
     let ids = airlock_side::prompt_ids(model, cli.prompt_tokens)?;
     let ids_arg = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    if cli.print_ids {
+        println!("{ids_arg}");
+        return Ok(());
+    }
     let exe = std::env::current_exe()?;
     let peer = !cli.airlock_only;
     if peer && !cli.python.exists() {
