@@ -115,28 +115,25 @@ impl Attention {
             })
             .collect();
         let scale = 1.0 / (hd as f32).sqrt();
-        let n_rep = cfg.n_rep();
         let longest = views.iter().map(|v| v.2 + seq).max().unwrap_or(0);
-        let mut out = vec![0.0; q.len()]; // [batch * seq, n_kv_heads, n_rep, hd]
-        // One task per position and key/value head: its `n_rep` query heads are adjacent in `q`.
-        let group = |scores: &mut Vec<f32>, (idx, o): (usize, &mut [f32])| {
-            let (i, g) = (idx / cfg.n_kv_heads, idx % cfg.n_kv_heads);
+        let mut out = vec![0.0; q.len()]; // [batch * seq, n_heads * hd]
+        // One task per position and query head.
+        let head = |scores: &mut Vec<f32>, (idx, o): (usize, &mut [f32])| {
+            let (i, h) = (idx / cfg.n_heads, idx % cfg.n_heads);
             let (ck, cv, start, cap) = views[i / seq];
-            let t = start + i % seq + 1;
+            let (t, g) = (start + i % seq + 1, h / cfg.n_rep());
             let kv = g * cap * hd..(g * cap + t) * hd;
-            let qg = &q[i * q_dim + g * n_rep * hd..i * q_dim + (g + 1) * n_rep * hd];
-            ops::attend(qg, &ck[kv.clone()], &cv[kv], hd, scale, scores, o);
+            let qh = &q[i * q_dim + h * hd..i * q_dim + (h + 1) * hd];
+            ops::attend(qh, &ck[kv.clone()], &cv[kv], scale, scores, o);
         };
         let work: usize = views.iter().map(|v| (v.2 + seq) * seq).sum::<usize>() * q_dim;
         if work < PARALLEL_MIN {
-            let mut scores = vec![0.0; n_rep * longest];
-            out.chunks_mut(n_rep * hd)
-                .enumerate()
-                .for_each(|task| group(&mut scores, task));
+            let mut scores = vec![0.0; longest];
+            out.chunks_mut(hd).enumerate().for_each(|task| head(&mut scores, task));
         } else {
-            out.par_chunks_mut(n_rep * hd)
+            out.par_chunks_mut(hd)
                 .enumerate()
-                .for_each_init(|| vec![0.0; n_rep * longest], group);
+                .for_each_init(|| vec![0.0; longest], head);
         }
         self.o.forward_host(&out, pass)
     }
