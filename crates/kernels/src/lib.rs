@@ -22,9 +22,13 @@
 //!   exactly once.
 //!
 //! Supported weight blocks: Q4_0, Q4_1, Q8_0, Q4_K, Q6_K. Other types are dequantized by the caller.
+//!
+//! [`ops`] holds the rest of a decode step's arithmetic on host buffers (RMSNorm, RoPE, SiLU
+//! gating, one head's attention), so the model's CPU path runs a whole block without tensor ops.
 
 mod dot;
 mod matmul;
+pub mod ops;
 mod q8;
 mod q8k;
 

@@ -13,6 +13,9 @@ use airlock_kernels::{BlockFormat, QMatrix};
 use crate::load::{HostData, HostTensor};
 use crate::{KvCache, LayerWeight, LlamaConfig, LoraBatch, ModelError, Rope};
 
+mod host;
+pub(crate) use host::HostPass;
+
 /// How projections hold their weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
@@ -78,6 +81,14 @@ impl Linear {
         }
     }
 
+    /// The packed weights, when this projection has them.
+    pub(crate) fn packed(&self) -> Option<&Arc<QMatrix>> {
+        match &self.weight {
+            LinearWeight::Packed(m) => Some(m),
+            LinearWeight::Dense(_) => None,
+        }
+    }
+
     fn base(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.weight {
             LinearWeight::Dense(w) => burn::tensor::module::linear(x, w.clone(), None),
@@ -94,7 +105,8 @@ impl Linear {
 /// Root-mean-square normalization with a learned gain.
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
-    gain: Tensor<1>, // [dim]
+    gain: Tensor<1>,     // [dim]
+    host_gain: Vec<f32>, // [dim], for the CPU path
     eps: f32,
 }
 
@@ -103,7 +115,8 @@ impl RmsNorm {
         let gain = w.into_f32()?;
         let dim = gain.len();
         Ok(Self {
-            gain: Tensor::from_data(TensorData::new(gain, [dim]), device),
+            gain: Tensor::from_data(TensorData::new(gain.clone(), [dim]), device),
+            host_gain: gain,
             eps,
         })
     }

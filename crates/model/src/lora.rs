@@ -113,6 +113,11 @@ impl LoraBatch {
         Self { rows }
     }
 
+    /// Whether any row carries an adapter.
+    pub(crate) fn has_adapters(&self) -> bool {
+        self.rows.iter().any(|set| !set.is_empty())
+    }
+
     /// The summed delta of every adapter of every row for one projection, `x`: `[batch, seq, in]`.
     pub(crate) fn delta(&self, layer: usize, weight: LayerWeight, x: &Tensor<3>) -> Option<Tensor<3>> {
         let set_delta = |set: &AdapterSet, x: Tensor<3>| {

@@ -4,11 +4,14 @@
 
 use burn::tensor::{Device, Tensor, TensorData, s};
 
-/// Precomputed cos/sin tables for every position up to the context length.
+/// Precomputed cos/sin tables for every position up to the context length, as tensors for the
+/// burn path and as host rows for the CPU path.
 #[derive(Debug, Clone)]
 pub struct Rope {
-    cos: Tensor<2>, // [max_len, head_dim / 2]
-    sin: Tensor<2>, // [max_len, head_dim / 2]
+    cos: Tensor<2>,     // [max_len, head_dim / 2]
+    sin: Tensor<2>,     // [max_len, head_dim / 2]
+    host_cos: Vec<f32>, // [max_len, head_dim / 2]
+    host_sin: Vec<f32>, // [max_len, head_dim / 2]
 }
 
 impl Rope {
@@ -24,11 +27,20 @@ impl Rope {
                 sin.push(angle.sin() as f32);
             }
         }
-        let table = |v| Tensor::from_data(TensorData::new(v, [max_len, half]), device);
+        let table = |v: &Vec<f32>| Tensor::from_data(TensorData::new(v.clone(), [max_len, half]), device);
         Self {
-            cos: table(cos),
-            sin: table(sin),
+            cos: table(&cos),
+            sin: table(&sin),
+            host_cos: cos,
+            host_sin: sin,
         }
+    }
+
+    /// Rotates every head of one position in place, on the host: `x` is `[heads, head_dim]`.
+    pub(crate) fn rotate_host(&self, x: &mut [f32], pos: usize) {
+        let half = self.host_cos.len() / self.max_len();
+        let at = pos * half..(pos + 1) * half;
+        airlock_kernels::ops::rope(x, &self.host_cos[at.clone()], &self.host_sin[at]);
     }
 
     pub fn max_len(&self) -> usize {

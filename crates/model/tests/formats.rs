@@ -193,3 +193,32 @@ fn a_batch_with_different_adapters_and_positions_per_row_equals_each_row_alone()
         "the adapter changes the logits"
     );
 }
+
+#[test]
+fn cpu_inference_path_matches_the_burn_graph_through_the_cache() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gguf = write_gguf(dir.path(), &random_weights(false)).expect("gguf written");
+    let device = default_device();
+    let model = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &device).expect("load");
+    let lora = airlock_model::LoraBatch::none();
+    // The burn graph (`forward`, for other devices and for training), last position's logits.
+    let graph = |tokens: &[u32], cache: &mut KvCache| {
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, tokens.len()]), &device);
+        let logits = model.logits(model.forward(input, std::slice::from_mut(cache), &lora));
+        let all = logits.into_data().try_to_vec::<f32>().expect("f32");
+        all[all.len() - VOCAB..].to_vec()
+    };
+    let (mut host_cache, mut graph_cache) = (model.new_cache(8), model.new_cache(8));
+    for step in [&[3u32, 17, 5, 41, 8][..], &[22], &[0]] {
+        let host = model.next_logits(step, &mut host_cache);
+        let burn = graph(step, &mut graph_cache);
+        let max_diff = host
+            .iter()
+            .zip(&burn)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max_diff < 1e-4, "CPU path and burn graph differ by {max_diff}");
+    }
+}

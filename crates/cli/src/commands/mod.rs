@@ -7,8 +7,8 @@ pub mod inspect;
 pub mod list;
 pub mod pull;
 pub mod run;
-pub mod train;
 pub mod serve;
+pub mod train;
 
 use std::io::Write;
 use std::ops::ControlFlow;
