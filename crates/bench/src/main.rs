@@ -12,8 +12,10 @@ mod airlock_side;
 mod measurement;
 mod report;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -49,6 +51,9 @@ struct Cli {
     /// Run airlock only (no peer installed).
     #[arg(long)]
     airlock_only: bool,
+    /// Seconds a child may run before it is stopped and the benchmark fails.
+    #[arg(long, default_value_t = 120)]
+    child_timeout: u64,
     /// Print the prompt's token ids (comma-separated, for running a child by hand) and exit.
     #[arg(long)]
     print_ids: bool,
@@ -96,6 +101,8 @@ fn compare(cli: &Cli, model: &Path) -> anyhow::Result<()> {
             cli.python.display()
         );
     }
+    let load_before = load_average();
+    let timeout = Duration::from_secs(cli.child_timeout);
     let mut airlock = Vec::new();
     let mut llamacpp = Vec::new();
     for rep in 0..cli.reps {
@@ -111,13 +118,13 @@ fn compare(cli: &Cli, model: &Path) -> anyhow::Result<()> {
             "--gen-tokens",
             &cli.gen_tokens.to_string(),
         ]);
-        airlock.push(run_child(a, "airlock")?);
+        airlock.push(run_child(a, "airlock", timeout)?);
         if peer {
             let mut p = Command::new(&cli.python);
             p.arg(&cli.peer).arg("--model").arg(model);
             p.args(["--threads", &cli.threads.to_string(), "--ids", &ids_arg]);
             p.args(["--gen-tokens", &cli.gen_tokens.to_string()]);
-            llamacpp.push(run_child(p, "llama.cpp")?);
+            llamacpp.push(run_child(p, "llama.cpp", timeout)?);
         }
         eprintln!("rep {}/{} done", rep + 1, cli.reps);
     }
@@ -125,20 +132,51 @@ fn compare(cli: &Cli, model: &Path) -> anyhow::Result<()> {
         "{}",
         report::table(model, cli.threads, ids.len(), cli.gen_tokens, &airlock, &llamacpp)
     );
+    println!("load average (1 min) before {load_before}, after {}", load_average());
     Ok(())
 }
 
-/// Runs one child to the end and parses the JSON line it prints last.
-fn run_child(mut cmd: Command, name: &str) -> anyhow::Result<Measurement> {
-    let out = cmd.output().with_context(|| format!("starting the {name} child"))?;
-    if !out.status.success() {
-        bail!(
-            "the {name} child failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+/// The 1-minute load average, to record how busy the machine was.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("unknown").to_string()
+}
+
+/// Runs one child to the end (or stops it after `timeout`) and parses the JSON line it prints last.
+///
+/// The timeout matters for the peer: llama.cpp's threads spin-wait for each other, so when another
+/// process holds one of the two cores a run can take minutes instead of seconds.
+fn run_child(mut cmd: Command, name: &str, timeout: Duration) -> anyhow::Result<Measurement> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting the {name} child"))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            child.kill()?;
+            child.wait()?;
+            bail!(
+                "the {name} child ran past {}s (is the machine busy? a shared core stalls spinning threads)",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout)?;
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut stderr)?;
+    }
+    if !status.success() {
+        bail!("the {name} child failed ({status}): {stderr}");
+    }
     let line = stdout.lines().last().context("the child printed nothing")?;
     serde_json::from_str(line).with_context(|| format!("parsing the {name} child's line {line:?}"))
 }

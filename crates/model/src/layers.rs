@@ -53,12 +53,11 @@ impl Linear {
         device: &Device,
     ) -> Result<Self, ModelError> {
         let (out, inp) = (w.shape[0], w.shape[1]);
-        if let HostData::Packed { ggml_type, bytes } = &w.data
-            && let Some(format) = BlockFormat::from_name(ggml_type.name())
-            && precision == Precision::Packed
-            && *device == Device::flex()
-        {
-            let matrix = QMatrix::new(format, out, inp, bytes.clone())?;
+        if let Some(format) = Self::kernel_format(&w, precision, device) {
+            let HostData::Packed { bytes, .. } = w.data else {
+                unreachable!("kernel_format only answers for packed weights")
+            };
+            let matrix = QMatrix::new(format, out, inp, bytes)?;
             return Ok(Self {
                 weight: LinearWeight::Packed(Arc::new(matrix)),
                 id,
@@ -78,6 +77,16 @@ impl Linear {
         match delta {
             Some(d) => base + d,
             None => base,
+        }
+    }
+
+    /// The kernel format `w` would be multiplied in, when it stays packed.
+    pub(crate) fn kernel_format(w: &HostTensor, precision: Precision, device: &Device) -> Option<BlockFormat> {
+        match &w.data {
+            HostData::Packed { ggml_type, .. } if precision == Precision::Packed && *device == Device::flex() => {
+                BlockFormat::from_name(ggml_type.name())
+            }
+            _ => None,
         }
     }
 

@@ -72,15 +72,25 @@ impl Llama {
         }
         let emb = get(WeightName::Embedding, &[cfg.vocab_size, dim])?;
         // Tied: the output projection multiplies by the embedding's own (packed) rows, and on the
-        // CPU the embedding looks its rows up in that same matrix.
-        let (output, source_tied) = match source.load(WeightName::Output)? {
+        // CPU the embedding looks its rows up in that same matrix (no second copy).
+        let (output, embedding) = match source.load(WeightName::Output)? {
             Some(w) => {
                 let w = w.expect_shape(WeightName::Output, &[cfg.vocab_size, dim])?;
-                (Linear::new(w, None, precision, device)?, false)
+                (Linear::new(w, None, precision, device)?, Embedding::new(emb, device)?)
             }
-            None => (Linear::new(emb.clone(), None, precision, device)?, true),
+            None if *device == Device::flex() && Linear::kernel_format(&emb, precision, device).is_some() => {
+                let HostData::Packed { ggml_type, .. } = emb.data else {
+                    unreachable!("kernel formats are packed")
+                };
+                let output = Linear::new(emb, None, precision, device)?;
+                let matrix = output.packed().expect("kernel formats stay packed").clone();
+                (output, Embedding::Shared { ggml_type, matrix })
+            }
+            None => (
+                Linear::new(emb.clone(), None, precision, device)?,
+                Embedding::new(emb, device)?,
+            ),
         };
-        let embedding = Embedding::new(emb, output.packed().filter(|_| source_tied), device)?;
         Ok(Self {
             norm: norm(WeightName::OutputNorm)?,
             rope: Rope::new(cfg.head_dim, cfg.rope_base, cfg.context_length, device),
@@ -262,7 +272,7 @@ enum Embedding {
 }
 
 impl Embedding {
-    fn new(table: HostTensor, tied: Option<&Arc<QMatrix>>, device: &Device) -> Result<Self, ModelError> {
+    fn new(table: HostTensor, device: &Device) -> Result<Self, ModelError> {
         let [vocab, dim] = [table.shape[0], table.shape[1]];
         if *device != Device::flex() {
             let values = table.into_f32()?;
@@ -271,25 +281,13 @@ impl Embedding {
                 device,
             )));
         }
-        match table.data {
-            HostData::Packed { ggml_type, bytes } => {
-                // Each row must be whole blocks for a row to be dequantized alone.
-                if ggml_type.row_bytes(dim)? * vocab != bytes.len() {
-                    return Err(ModelError::BadConfig("token embedding rows are not whole blocks"));
-                }
-                match tied {
-                    Some(matrix) => Ok(Self::Shared {
-                        ggml_type,
-                        matrix: matrix.clone(),
-                    }),
-                    None => Ok(Self::Host(HostTensor {
-                        shape: vec![vocab, dim],
-                        data: HostData::Packed { ggml_type, bytes },
-                    })),
-                }
-            }
-            HostData::F32(values) => Ok(Self::Host(HostTensor::f32(vec![vocab, dim], values))),
+        if let HostData::Packed { ggml_type, bytes } = &table.data
+            && ggml_type.row_bytes(dim)? * vocab != bytes.len()
+        {
+            // Each row must be whole blocks for a row to be dequantized alone.
+            return Err(ModelError::BadConfig("token embedding rows are not whole blocks"));
         }
+        Ok(Self::Host(table))
     }
 
     /// The rows of `tokens`, `[tokens.len(), dim]`, from a host table.
