@@ -271,22 +271,17 @@ pub async fn chat_completions(
     let top = request::top_logprobs(body.top_logprobs)?;
     let logprobs = body.logprobs.unwrap_or(false).then_some(top);
     let max_tokens = body.max_completion_tokens.or(body.common.max_tokens);
-    let stream = body.common.stream.unwrap_or(false);
-    let include_usage = body
-        .common
-        .stream_options
-        .as_ref()
-        .and_then(|o| o.include_usage)
-        .unwrap_or(false);
-    let generation = body.common.resolve(&state, prompt, max_tokens, logprobs)?;
-    let running = request::submit(&state, generation, received).await?;
-    let reply = Reply {
-        kind: Kind::Chat,
-        id: completion_id("chatcmpl"),
+    run(
+        state,
+        body.common,
+        Kind::Chat,
         model,
-        created: unix_now(),
-    };
-    respond(state, reply, running, stream, include_usage).await
+        prompt,
+        max_tokens,
+        logprobs,
+        received,
+    )
+    .await
 }
 
 pub async fn completions(
@@ -306,18 +301,47 @@ pub async fn completions(
     let prompt = state.tokenizer().prompt_tokens(prompt)?;
     let logprobs = body.logprobs.map(|n| request::top_logprobs(Some(n))).transpose()?;
     let max_tokens = Some(body.common.max_tokens.unwrap_or(COMPLETIONS_DEFAULT_MAX_TOKENS));
-    let stream = body.common.stream.unwrap_or(false);
-    let include_usage = body
-        .common
+    run(
+        state,
+        body.common,
+        Kind::Completion,
+        model,
+        prompt,
+        max_tokens,
+        logprobs,
+        received,
+    )
+    .await
+}
+
+/// What both endpoints do once they have a prompt: resolve the shared options, queue the
+/// request, and answer (streamed or whole).
+#[allow(clippy::too_many_arguments)] // the endpoint-specific parts, each resolved by its caller
+async fn run(
+    state: AppState,
+    common: CommonBody,
+    kind: Kind,
+    model: String,
+    prompt: Vec<u32>,
+    max_tokens: Option<i64>,
+    logprobs: Option<usize>,
+    received: Instant,
+) -> Result<Response, ApiError> {
+    let stream = common.stream.unwrap_or(false);
+    let include_usage = common
         .stream_options
         .as_ref()
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    let generation = body.common.resolve(&state, prompt, max_tokens, logprobs)?;
+    let generation = common.resolve(&state, prompt, max_tokens, logprobs)?;
     let running = request::submit(&state, generation, received).await?;
+    let prefix = match kind {
+        Kind::Chat => "chatcmpl",
+        Kind::Completion => "cmpl",
+    };
     let reply = Reply {
-        kind: Kind::Completion,
-        id: completion_id("cmpl"),
+        kind,
+        id: completion_id(prefix),
         model,
         created: unix_now(),
     };
