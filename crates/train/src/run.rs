@@ -78,35 +78,44 @@ pub fn total_steps(config: &TrainConfig, batches_per_epoch: usize) -> usize {
 }
 
 /// Mean cross-entropy over the learned tokens of `batch` (right-padded), and their count.
+/// The output projection runs only at the learned positions: with the prompt masked, most
+/// positions need no logits, and the `[positions, vocab]` matrix is the largest activation.
 pub fn batch_loss(model: &Llama, lora: &LoraBatch, batch: &[&Example]) -> (Tensor<1>, usize) {
     let device = model.device();
     let len = batch.iter().map(|e| e.tokens.len()).max().unwrap_or(2).max(2);
     let (b, n) = (batch.len(), len - 1);
     let mut inputs = Vec::with_capacity(b * n);
-    let mut targets = Vec::with_capacity(b * n);
-    let mut mask = Vec::with_capacity(b * n);
-    for e in batch {
+    let mut learned = Vec::new(); // flat positions in [b * n] whose next token is learned
+    let mut targets = Vec::new();
+    for (row, e) in batch.iter().enumerate() {
         for i in 0..n {
-            let known = i + 1 < e.tokens.len();
             inputs.push(*e.tokens.get(i).unwrap_or(&0) as i64);
-            targets.push(if known { e.tokens[i + 1] as i64 } else { 0 });
-            mask.push(if known && e.learn[i + 1] { 1.0f32 } else { 0.0 });
+            if i + 1 < e.tokens.len() && e.learn[i + 1] {
+                learned.push((row * n + i) as i64);
+                targets.push(e.tokens[i + 1] as i64);
+            }
         }
     }
-    let count = mask.iter().filter(|&&m| m > 0.0).count();
+    let count = learned.len();
+    if count == 0 {
+        return (Tensor::zeros([1], device), 0);
+    }
     let inputs: Tensor<2, Int> = Tensor::from_data(TensorData::new(inputs, [b, n]), device);
-    let targets: Tensor<3, Int> = Tensor::from_data(TensorData::new(targets, [b, n, 1]), device);
-    let mask: Tensor<2> = Tensor::from_data(TensorData::new(mask, [b, n]), device);
+    let learned: Tensor<1, Int> = Tensor::from_data(TensorData::new(learned, [count]), device);
+    let targets: Tensor<2, Int> = Tensor::from_data(TensorData::new(targets, [count, 1]), device);
     let mut caches: Vec<_> = (0..b).map(|_| model.new_cache(n)).collect();
-    let logits = model.logits(model.forward(inputs, &mut caches, lora)); // [b, n, vocab]
-    let picked = log_softmax(logits, 2).gather(2, targets).reshape([b, n]);
-    let loss = (picked * mask).sum().neg() / count.max(1) as f32;
+    let hidden = model.forward(inputs, &mut caches, lora); // [b, n, dim]
+    let dim = hidden.dims()[2];
+    let hidden = hidden.reshape([b * n, dim]).select(0, learned).unsqueeze::<3>(); // [1, count, dim]
+    let logits = model.logits(hidden).squeeze::<2>(); // [count, vocab]
+    let picked = log_softmax(logits, 1).gather(1, targets); // [count, 1]
+    let loss = picked.sum().neg() / count as f32;
     (loss, count)
 }
 
 /// Mean validation loss over up to `batches` batches (in a fixed, length-sorted order).
 fn validate(model: &Llama, state: &LoraState, valid: &[Example], config: &TrainConfig) -> f64 {
-    let lora = LoraBatch::uniform(vec![(state.weights(0.0), 1.0)]);
+    let lora = LoraBatch::uniform(vec![(state.frozen_weights(), 1.0)]);
     let mut order: Vec<&Example> = valid.iter().collect();
     order.sort_by_key(|e| e.tokens.len());
     let (mut total, mut count) = (0.0, 0);

@@ -105,10 +105,21 @@ impl LoraState {
 
     /// The factors as an adapter for the forward pass (gradients flow back to the leaves).
     pub fn weights(&self, dropout: f32) -> Arc<LoraWeights> {
+        self.lora_weights(dropout, true)
+    }
+
+    /// The factors without autodiff, for validation: a forward pass through them records no
+    /// graph (a tracked forward that is never differentiated would keep every activation).
+    pub fn frozen_weights(&self) -> Arc<LoraWeights> {
+        self.lora_weights(0.0, false)
+    }
+
+    fn lora_weights(&self, dropout: f32, tracked: bool) -> Arc<LoraWeights> {
+        let view = |p: &Param| if tracked { p.value.clone() } else { p.value.clone().inner() };
         let tensors = self
             .factors
             .iter()
-            .map(|(l, w, a, b)| (*l, *w, a.value.clone(), b.value.clone()))
+            .map(|(l, w, a, b)| (*l, *w, view(a), view(b)))
             .collect();
         Arc::new(LoraWeights::from_tensors(self.lora.scale(), dropout, tensors))
     }
@@ -141,9 +152,10 @@ impl LoraState {
             p.m = p.m.clone() * BETAS.0 + g.clone() * (1.0 - BETAS.0);
             p.v = p.v.clone() * BETAS.1 + g.powi_scalar(2) * (1.0 - BETAS.1);
             let update = (p.m.clone() / c1) / ((p.v.clone() / c2).sqrt() + EPS);
+            let device = p.value.device(); // carries the autodiff and checkpointing settings
             let value = p.value.clone().inner();
             let value = value.clone() - (update + value * weight_decay) * lr;
-            p.value = Tensor::from_inner(value).require_grad();
+            p.value = Tensor::from_data(value.into_data(), &device).require_grad();
         }
         norm
     }
