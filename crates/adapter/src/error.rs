@@ -37,6 +37,11 @@ pub enum AdapterError {
     Unpaired { path: PathBuf, key: String, missing: char },
     #[error("{path}: the adapter holds no LoRA factors")]
     Empty { path: PathBuf },
+    #[error("{path}: {source}")]
+    Gguf {
+        path: PathBuf,
+        source: airlock_gguf::GgufError,
+    },
     #[error(transparent)]
     Model(#[from] airlock_model::ModelError),
 }

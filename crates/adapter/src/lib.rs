@@ -7,12 +7,14 @@
 
 mod config;
 mod error;
+mod gguf;
 mod peft;
 
 use airlock_model::{Device, LoraWeights};
 
 pub use config::{LoraConfig, module_name, projection};
 pub use error::AdapterError;
+pub use gguf::{export_gguf, merge_into_gguf};
 pub use peft::{Adapter, CONFIG_FILE, WEIGHTS_FILE, load_peft, save_peft, write_atomic};
 
 impl Adapter {

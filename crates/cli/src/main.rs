@@ -37,6 +37,9 @@ enum Command {
     Eval(Box<commands::eval::Args>),
     /// Fine-tune a LoRA adapter on a JSONL dataset.
     Train(Box<commands::train::Args>),
+    /// Export an adapter to llama.cpp's GGUF LoRA format, or merge it into the base.
+    #[command(subcommand)]
+    Adapters(commands::adapters::Command),
     /// Serve the model and its adapters over Ollama's and OpenAI's HTTP APIs.
     Serve(commands::serve::Args),
 }
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Train(args) => commands::train::run(*args),
         Command::Eval(args) => commands::eval::run(*args),
+        Command::Adapters(command) => commands::adapters::run(command),
         Command::Serve(args) => commands::serve::run(args),
     }
 }

@@ -115,7 +115,13 @@ impl LoraState {
     }
 
     fn lora_weights(&self, dropout: f32, tracked: bool) -> Arc<LoraWeights> {
-        let view = |p: &Param| if tracked { p.value.clone() } else { p.value.clone().inner() };
+        let view = |p: &Param| {
+            if tracked {
+                p.value.clone()
+            } else {
+                p.value.clone().inner()
+            }
+        };
         let tensors = self
             .factors
             .iter()

@@ -1,7 +1,7 @@
 //! `airlock eval`: accuracy of adapters (and the base with `--baseline`) on a test split, with
 //! reports and thresholds; exits non-zero when a threshold is not met, so CI can gate on it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use airlock_constrain::{Constraint, ConstraintCompiler};
@@ -65,15 +65,6 @@ struct GateFile {
     beat_baseline: Vec<String>,
 }
 
-fn adapter_dir(spec: &str) -> PathBuf {
-    let path = Path::new(spec);
-    if path.exists() {
-        path.to_path_buf()
-    } else {
-        Path::new("adapters").join(spec)
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut metrics = Vec::new();
     for name in &args.metric {
@@ -125,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Some((n, s)) if s.parse::<f32>().is_ok() => (n, s.parse::<f32>().unwrap_or(1.0)),
             _ => (spec.as_str(), 1.0),
         };
-        let dir = adapter_dir(name);
+        let dir = super::adapter_dir(name);
         let adapter = airlock_adapter::load_peft(&dir, model.config())?;
         let label = dir
             .file_name()

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the sampling flags that `run` and `generate` share.
 
+pub mod adapters;
 pub mod demo;
 pub mod eval;
 pub mod generate;
@@ -12,6 +13,7 @@ pub mod train;
 
 use std::io::Write;
 use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 
 use airlock_engine::{Generation, Request, Sampling};
 
@@ -84,4 +86,14 @@ pub fn report(loaded: &Loaded, prompt_tokens: usize, generation: &Generation) {
         generation.tokens_per_second(),
         generation.finish,
     );
+}
+
+/// An adapter given on the command line: a folder, or a name under `adapters/`.
+pub fn adapter_dir(spec: &str) -> PathBuf {
+    let path = Path::new(spec);
+    if path.exists() {
+        path.to_path_buf()
+    } else {
+        Path::new("adapters").join(spec)
+    }
 }

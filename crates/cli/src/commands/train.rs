@@ -131,7 +131,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dataset.truncated, config.max_seq_len
         );
     }
-    let model = Llama::load_with(&source, &default_device().autodiff().gradient_checkpointing(), Precision::F32)?;
+    let model = Llama::load_with(
+        &source,
+        &default_device().autodiff().gradient_checkpointing(),
+        Precision::F32,
+    )?;
     std::fs::create_dir_all(&args.out)?;
     let resolved = toml::to_string(&options).unwrap_or_default();
     airlock_adapter::write_atomic(&RunPaths { out: args.out.clone() }.config(), resolved.as_bytes())?;
