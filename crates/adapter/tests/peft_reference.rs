@@ -240,3 +240,34 @@ fn base_config_comes_from_the_weight_source() {
     let source = GgufSource::open(&path).expect("opens");
     assert_eq!(source.config(), model().0.config());
 }
+
+#[test]
+fn gguf_export_equals_llama_cpps_own_conversion_of_the_trained_adapter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = dir.path().join("adapter.gguf");
+    airlock_adapter::export_gguf(&load("peft-trained-smollm2"), "llama", &ours).expect("exports");
+    let ours = airlock_gguf::GgufFile::open(&ours).expect("reads back");
+    // Written by llama.cpp's convert_lora_to_gguf.py (the reference README says how).
+    let theirs = airlock_gguf::GgufFile::open(&reference("peft-trained-smollm2/adapter.gguf")).expect("reference");
+    for key in ["general.architecture", "general.type", "adapter.type"] {
+        assert_eq!(ours.get_str(key).expect(key), theirs.get_str(key).expect(key), "{key}");
+    }
+    let alpha = |f: &airlock_gguf::GgufFile| f.get_f32("adapter.lora.alpha").expect("alpha");
+    assert_eq!(alpha(&ours), alpha(&theirs));
+    assert_eq!(ours.tensors.len(), theirs.tensors.len());
+    for info in &theirs.tensors {
+        let mine = ours
+            .tensor(&info.name)
+            .unwrap_or_else(|| panic!("{} missing", info.name));
+        assert_eq!(mine.dims, info.dims, "{}", info.name);
+        let (a, b) = (
+            ours.dequantize(&info.name).expect("ours"),
+            theirs.dequantize(&info.name).expect("theirs"),
+        );
+        assert_eq!(
+            a, b,
+            "{}: values differ from llama.cpp's (q/k lora_b row order?)",
+            info.name
+        );
+    }
+}
