@@ -32,8 +32,11 @@ struct Scored {
 /// How far a logit may be from llama.cpp's. The goal is 0.25, but llama.cpp is itself up to
 /// 0.58 away from the exact f32 logits (the PEFT reference README measured it), and our 8-bit
 /// activation path is ~0.2 (mean) from them too, while our f32 path matches them to < 0.01
-/// (`f32_reference.rs`). We measure up to 0.86, so this is the bound enforced; issue 3 notes it.
-const LOGIT_TOLERANCE: f32 = 1.0;
+/// (`f32_reference.rs`). Over the 245 reference logits (top-10 at each prompt's end, top-5 at
+/// nine greedy steps) we measure max 0.51, mean 0.15; rounding our KV cache and queries to f16
+/// as llama.cpp stores them made it worse (0.58-0.76), so the gap is not there. This bound keeps
+/// what we have from regressing; issue 3 notes it.
+const LOGIT_TOLERANCE: f32 = 0.6;
 
 /// Where llama.cpp's own top-2 margin is below this, the noise above can swap the two, and a
 /// different greedy token is not a wrong model (our divergences were all at margins under 0.2).
