@@ -5,12 +5,15 @@
 //!
 //! `bash bench/setup_peer.sh && cargo run --release -p airlock-bench -- --reps 5`
 //!
+//! `airlock-bench train` compares the trainer with PEFT instead (see `train.rs`).
+//!
 //! A child prints one JSON [`Measurement`] line: load time, prefill of the whole prompt, time to
 //! the first greedy token, greedy decoding of the rest, and its own peak RSS (`VmHWM`).
 
 mod airlock_side;
 mod measurement;
 mod report;
+mod train;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,8 +22,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-
-use crate::measurement::Measurement;
 
 #[derive(Parser, Debug)]
 #[command(name = "airlock-bench", about = "airlock against llama.cpp on the same GGUF")]
@@ -61,6 +62,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Child {
+    /// Compare airlock's trainer with PEFT on the same data.
+    Train(train::TrainArgs),
+    /// (internal) Trains with airlock in this process and prints one JSON line.
+    AirlockTrain {
+        #[arg(long)]
+        batches: PathBuf,
+    },
     /// (internal) Measures airlock in this process and prints one JSON line.
     Airlock {
         /// Comma-separated prompt token ids.
@@ -77,13 +85,24 @@ fn main() -> anyhow::Result<()> {
         Some(path) => path.clone(),
         None => airlock_store::resolve_model(None, true)?,
     };
-    if let Some(Child::Airlock { ids, gen_tokens }) = &cli.child {
-        let ids = parse_ids(ids)?;
-        let m = airlock_side::measure(&model, cli.threads, &ids, *gen_tokens)?;
-        println!("{}", serde_json::to_string(&m)?);
-        return Ok(());
+    match &cli.child {
+        Some(Child::Airlock { ids, gen_tokens }) => {
+            let ids = parse_ids(ids)?;
+            let m = airlock_side::measure(&model, cli.threads, &ids, *gen_tokens)?;
+            println!("{}", serde_json::to_string(&m)?);
+            Ok(())
+        }
+        Some(Child::Train(args)) => train::compare(args, &model, cli.threads),
+        Some(Child::AirlockTrain { batches }) => {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cli.threads)
+                .build_global()?;
+            let run = train::airlock_child(&model, batches)?;
+            println!("{}", serde_json::to_string(&run)?);
+            Ok(())
+        }
+        None => compare(&cli, &model),
     }
-    compare(&cli, &model)
 }
 
 fn compare(cli: &Cli, model: &Path) -> anyhow::Result<()> {
@@ -146,7 +165,7 @@ fn load_average() -> String {
 ///
 /// The timeout matters for the peer: llama.cpp's threads spin-wait for each other, so when another
 /// process holds one of the two cores a run can take minutes instead of seconds.
-fn run_child(mut cmd: Command, name: &str, timeout: Duration) -> anyhow::Result<Measurement> {
+fn run_child<T: serde::de::DeserializeOwned>(mut cmd: Command, name: &str, timeout: Duration) -> anyhow::Result<T> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
