@@ -12,13 +12,7 @@ import time
 import numpy as np
 from llama_cpp import Llama
 
-
-def peak_rss_kib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+from peak_rss import peak_rss_kib  # bench/, beside this script
 
 
 def main():
