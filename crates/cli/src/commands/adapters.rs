@@ -35,9 +35,15 @@ pub struct MergeArgs {
     /// Multiplies the adapter's own alpha/r scale.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f32,
-    /// Storage of the merged projections: f16 or f32 (the others keep their quantization).
-    #[arg(long, default_value = "f16")]
-    pub dtype: String,
+    /// Storage of the merged projections (the others keep their quantization).
+    #[arg(long, value_enum, default_value_t = Dtype::F16)]
+    pub dtype: Dtype,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Dtype {
+    F16,
+    F32,
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -48,10 +54,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             eprintln!("wrote {} ({} LoRA pairs)", target.out.display(), adapter.pairs.len());
         }
         Command::Merge(args) => {
-            let ty = match args.dtype.as_str() {
-                "f16" => GgmlType::F16,
-                "f32" => GgmlType::F32,
-                other => anyhow::bail!("--dtype must be f16 or f32, not `{other}`"),
+            let ty = match args.dtype {
+                Dtype::F16 => GgmlType::F16,
+                Dtype::F32 => GgmlType::F32,
             };
             let (base, adapter) = open(&args.target)?;
             airlock_adapter::merge_into_gguf(&base, &adapter, args.scale, ty, &args.target.out)?;
