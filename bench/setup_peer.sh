@@ -21,5 +21,6 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 # llama.cpp's default build: GGML_NATIVE, i.e. -march=native for this machine's CPU.
-CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" .venv/bin/pip install --no-cache-dir "llama-cpp-python==${VERSION}"
+# The [server] extra is llama.cpp's own OpenAI-compatible server, the peer of the server load test.
+CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" .venv/bin/pip install --no-cache-dir "llama-cpp-python[server]==${VERSION}"
 .venv/bin/python -c 'import llama_cpp; print("llama-cpp-python", llama_cpp.__version__)'

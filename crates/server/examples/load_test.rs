@@ -12,7 +12,8 @@
 //!
 //! Workloads: `plain` (free text), `schema` (the same prompt under a JSON Schema), `mixed`
 //! (rotating through base, adapter by name, schema, and base + adapter at scale 0.5 per request;
-//! needs `--adapter-path`). A schema response that says `stop` but does not parse counts as failed.
+//! needs `--adapter-path`), `openai` (a chat answer through `/v1/chat/completions`, the protocol
+//! llama.cpp's own server speaks: `python -m llama_cpp.server`, the peer). A schema response that says `stop` but does not parse counts as failed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -110,8 +111,14 @@ fn schema() -> Value {
     })
 }
 
-/// The body of request `i` of a workload.
-fn body(workload: &str, i: usize, max_tokens: usize) -> (Value, bool) {
+/// The path and body of request `i` of a workload, and whether its answer must parse as JSON.
+fn request(workload: &str, i: usize, max_tokens: usize) -> (&'static str, Value, bool) {
+    if workload == "openai" {
+        // OpenAI's chat protocol, which llama.cpp's own server speaks too.
+        let messages = json!([{"role": "user", "content": PROMPT}]);
+        let body = json!({"model": "smollm2", "messages": messages, "max_tokens": max_tokens, "temperature": 0.0});
+        return ("/v1/chat/completions", body, false);
+    }
     let mut body =
         json!({"model": "smollm2", "prompt": PROMPT, "stream": false, "options": {"num_predict": max_tokens}});
     let kind = match workload {
@@ -125,7 +132,7 @@ fn body(workload: &str, i: usize, max_tokens: usize) -> (Value, bool) {
         3 => body["adapters"] = json!([{"name": ADAPTER_NAME, "scale": 0.5}]),
         _ => {}
     }
-    (body, kind == 2)
+    ("/api/generate", body, kind == 2)
 }
 
 #[derive(Default)]
@@ -156,8 +163,8 @@ async fn run(args: &Args, workload: &str, clients: usize) -> (Outcome, Duration)
                 if i >= requests || Instant::now() > deadline {
                     return out;
                 }
-                let (body, constrained) = body(&workload, i, max_tokens);
-                let reply = tokio::time::timeout_at(deadline.into(), http(&url, "POST", "/api/generate", &body)).await;
+                let (path, body, constrained) = request(&workload, i, max_tokens);
+                let reply = tokio::time::timeout_at(deadline.into(), http(&url, "POST", path, &body)).await;
                 let parsed = match reply {
                     Ok(Ok((200, bytes))) => serde_json::from_slice::<Value>(&bytes).ok(),
                     _ => None,
@@ -175,7 +182,10 @@ async fn run(args: &Args, workload: &str, clients: usize) -> (Outcome, Duration)
                     out.failed += 1;
                     continue;
                 }
-                let n = v["eval_count"].as_u64().unwrap_or(0);
+                let n = v["eval_count"]
+                    .as_u64()
+                    .or(v["usage"]["completion_tokens"].as_u64())
+                    .unwrap_or(0);
                 let ns = v["eval_duration"].as_u64().unwrap_or(0);
                 out.ok += 1;
                 out.tokens += n;
@@ -234,10 +244,13 @@ async fn main() -> Result<(), String> {
             let (out, wall) = run(&args, workload, clients).await;
             let rate = out.tokens as f64 / wall.as_secs_f64();
             let base = *baseline.get_or_insert(rate);
-            let decode = out.decode_rates.iter().sum::<f64>() / out.decode_rates.len().max(1) as f64;
+            let decode = match out.decode_rates.len() {
+                0 => "-".to_string(), // the OpenAI protocol reports no decode time
+                n => format!("{:.1}", out.decode_rates.iter().sum::<f64>() / n as f64),
+            };
             any_failed |= out.failed > 0;
             println!(
-                "| {workload} | {clients} | {} | {} | {:.1} | {} | {rate:.1} | {:.2}x | {decode:.1} |",
+                "| {workload} | {clients} | {} | {} | {:.1} | {} | {rate:.1} | {:.2}x | {decode} |",
                 out.ok,
                 out.failed,
                 wall.as_secs_f64(),
