@@ -4,7 +4,9 @@
 //!
 //! Design: gradients flow through burn's autodiff. The frozen base runs with f32 projections
 //! on the autodiff device (the packed CPU kernels have no backward pass yet), so a run holds
-//! the base dequantized; see the README's status table.
+//! the base dequantized; see the README's status table. Each example of a batch runs its own
+//! forward and backward pass, weighted to the batch's token mean, so only one sequence's
+//! activations are alive at a time; validation runs without autodiff.
 
 mod batching;
 pub mod checkpoint;
