@@ -6,25 +6,18 @@
 //! logits with the tolerance that noise needs.
 
 use airlock_model::{GgufSource, Llama, Precision, default_device};
-use airlock_tests::{default_model, default_model_path, reference_path};
+use airlock_tests::{default_model, default_model_path, reference_json, reference_path, token_ids};
 use safetensors::SafeTensors;
 
 /// Base-model prompts and their f32 logits from both reference folders.
 fn cases() -> Vec<(Vec<u32>, Vec<f32>)> {
     let mut cases = Vec::new();
     for folder in ["peft-lora-smollm2", "peft-trained-smollm2"] {
-        let expected: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(reference_path(&format!("{folder}/expected.json"))).expect("read"))
-                .expect("json");
+        let expected = reference_json(&format!("{folder}/expected.json"));
         let bytes = std::fs::read(reference_path(&format!("{folder}/logits.safetensors"))).expect("read");
         let logits = SafeTensors::deserialize(&bytes).expect("safetensors");
         for (i, prompt) in expected["prompts"].as_array().expect("prompts").iter().enumerate() {
-            let ids = prompt["token_ids"]
-                .as_array()
-                .expect("ids")
-                .iter()
-                .map(|v| v.as_u64().unwrap_or(0) as u32)
-                .collect();
+            let ids = token_ids(&prompt["token_ids"]);
             let view = logits.tensor(&format!("prompt{i}.base")).expect("base logits");
             let values = view
                 .data()

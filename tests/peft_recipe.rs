@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use airlock_model::{GgufSource, Llama, LoraBatch, Precision, default_device};
-use airlock_tests::{default_model, default_model_path, reference_path};
+use airlock_tests::{default_model, default_model_path, reference_json, reference_path, token_ids};
 use airlock_train::{RunOptions, RunPaths, TrainOptions, data};
 
 fn peft_losses() -> Vec<f64> {
@@ -93,22 +93,10 @@ fn peft_recipe_reproduces_the_reference_adapter() {
         Arc::new(adapter.to_weights(packed.device()).expect("weights")),
         1.0,
     )]);
-    let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(reference_path("peft-trained-smollm2/expected.json")).expect("read"))
-            .expect("json");
+    let expected = reference_json("peft-trained-smollm2/expected.json");
     for prompt in &expected["prompts"].as_array().expect("prompts")[..5] {
-        let ids: Vec<u32> = prompt["token_ids"]
-            .as_array()
-            .expect("ids")
-            .iter()
-            .map(|v| v.as_u64().unwrap_or(0) as u32)
-            .collect();
-        let want: Vec<u32> = prompt["adapted_greedy24"]["ids"]
-            .as_array()
-            .expect("ids")
-            .iter()
-            .map(|v| v.as_u64().unwrap_or(0) as u32)
-            .collect();
+        let ids = token_ids(&prompt["token_ids"]);
+        let want = token_ids(&prompt["adapted_greedy24"]["ids"]);
         let mut cache = packed.new_cache(ids.len() + want.len());
         let mut logits = packed.next_logits_with(&ids, &mut cache, &lora);
         let mut got = Vec::new();

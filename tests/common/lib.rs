@@ -36,3 +36,18 @@ pub fn reference_path(name: &str) -> PathBuf {
         .join("../../shared/reference")
         .join(name)
 }
+
+/// A reference JSON file, `../shared/reference/<name>`, parsed.
+pub fn reference_json(name: &str) -> serde_json::Value {
+    let bytes = std::fs::read(reference_path(name)).expect("reference file reads");
+    serde_json::from_slice(&bytes).expect("reference file is JSON")
+}
+
+/// A JSON array of token ids, as the reference files store them.
+pub fn token_ids(ids: &serde_json::Value) -> Vec<u32> {
+    ids.as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_u64().unwrap_or(0) as u32)
+        .collect()
+}

@@ -40,6 +40,15 @@ fn tensor(file: &SafeTensors, key: &str) -> Vec<f32> {
         .collect()
 }
 
+/// A JSON array of token ids, as the reference files store them.
+fn token_ids(ids: &serde_json::Value) -> Vec<u32> {
+    ids.as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_u64().unwrap_or(0) as u32)
+        .collect()
+}
+
 fn read(path: PathBuf) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -103,12 +112,7 @@ fn random_adapter_moves_full_model_logits_as_peft_does() {
     let bytes = read(reference("peft-lora-smollm2/logits.safetensors"));
     let stored = SafeTensors::deserialize(&bytes).expect("logits");
     for (i, prompt) in expected["prompts"].as_array().expect("prompts").iter().enumerate() {
-        let ids: Vec<u32> = prompt["token_ids"]
-            .as_array()
-            .expect("ids")
-            .iter()
-            .map(|v| v.as_u64().unwrap_or(0) as u32)
-            .collect();
+        let ids = token_ids(&prompt["token_ids"]);
         let text = prompt["text"].as_str().expect("text");
         assert_eq!(model().1.encode(text).expect("encodes"), ids, "prompt ids");
         for (scale, key) in [(1.0, "adapted"), (0.5, "adapted_scale0.5")] {
@@ -137,12 +141,7 @@ fn trained_adapter_reproduces_peft_greedy_text_at_scale_1_and_half() {
         serde_json::from_slice(&read(reference("peft-trained-smollm2/expected.json"))).expect("json");
     let (model, _) = model();
     for prompt in expected["prompts"].as_array().expect("prompts") {
-        let ids: Vec<u32> = prompt["token_ids"]
-            .as_array()
-            .expect("ids")
-            .iter()
-            .map(|v| v.as_u64().unwrap_or(0) as u32)
-            .collect();
+        let ids = token_ids(&prompt["token_ids"]);
         // Compared over each case's robust prefix: the leading steps PEFT chose by a margin >= 1.
         for (scale, variant) in [
             (1.0, "adapted_greedy24"),
@@ -150,12 +149,7 @@ fn trained_adapter_reproduces_peft_greedy_text_at_scale_1_and_half() {
             (0.0, "base_greedy24"),
         ] {
             let case = &prompt[variant];
-            let want: Vec<u32> = case["ids"]
-                .as_array()
-                .expect("ids")
-                .iter()
-                .map(|v| v.as_u64().unwrap_or(0) as u32)
-                .collect();
+            let want = token_ids(&case["ids"]);
             let robust = case["robust_prefix_margin_ge_1"].as_u64().expect("robust prefix") as usize;
             let lora = if scale > 0.0 {
                 LoraBatch::uniform(vec![(Arc::clone(&weights), scale)])
