@@ -8,6 +8,7 @@
 //! scales by `alpha / r`; rsLoRA's `alpha / sqrt(r)` is written as the alpha that gives it.
 //! B's q/k rows are kept in GGUF's RoPE order, which is how [`LoraPair`] holds them.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use airlock_gguf::{GgmlType, GgufFile, GgufWriter};
@@ -59,12 +60,13 @@ pub fn merge_into_gguf(
         out.add_metadata(key.clone(), value.clone());
     }
     let scale = weight * adapter.config.scale();
+    let pairs: HashMap<String, &LoraPair> = adapter
+        .pairs
+        .iter()
+        .map(|p| (WeightName::Layer(p.layer, p.weight).gguf(), p))
+        .collect();
     for info in &base.tensors {
-        let pair = adapter
-            .pairs
-            .iter()
-            .find(|p| WeightName::Layer(p.layer, p.weight).gguf() == info.name);
-        match pair {
+        match pairs.get(&info.name) {
             None => {
                 out.add_tensor(
                     info.name.clone(),
