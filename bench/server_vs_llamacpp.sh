@@ -8,10 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 requests="${1:-16}"
 max_tokens="${2:-64}"
-model="$(cargo run -q --release -p airlock -- pull 2>/dev/null | tail -1 | awk '{print $NF}')"
-[ -f "$model" ] || model="$(ls "${AIRLOCK_HOME:-$HOME/.cache/airlock}"/models/*/*.gguf | head -1)"
 cargo build -q --release -p airlock -p airlock-server --example load_test
 target="${CARGO_TARGET_DIR:-target}/release"
+model="$("$target/airlock" pull 2>/dev/null | tail -1)"   # the default model's path, fetched once
+[ -f "$model" ] || { echo "airlock pull did not give a model path: $model" >&2; exit 1; }
 
 wait_up() { for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$1/$2" >/dev/null && return 0; sleep 0.5; done; return 1; }
 load() { "$target/examples/load_test" --url "127.0.0.1:$1" --clients 1,4 --requests "$requests" \
