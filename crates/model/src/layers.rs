@@ -41,7 +41,7 @@ pub struct Linear {
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // one per projection; boxing the tensor buys nothing
 enum LinearWeight {
-    Dense(Tensor<2>),     // [in, out] (a transposed view of the file's [out, in] rows)
+    Dense(Tensor<2>),     // [in, out], contiguous
     Packed(Arc<QMatrix>), // [out, in] in GGUF blocks
 }
 
@@ -63,9 +63,18 @@ impl Linear {
                 id,
             });
         }
-        let weight: Tensor<2> = Tensor::from_data(TensorData::new(w.into_f32()?, [out, inp]), device);
+        // Stored as `[in, out]` in memory, not as a transposed view of the file's rows: burn's
+        // `linear` reshapes the weight, which copies a view, and under autodiff every copy would
+        // be kept for the backward pass (a second f32 base).
+        let rows = w.into_f32()?;
+        let mut columns = vec![0.0; rows.len()];
+        for (o, row) in rows.chunks_exact(inp).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                columns[i * out + o] = v;
+            }
+        }
         Ok(Self {
-            weight: LinearWeight::Dense(weight.transpose()),
+            weight: LinearWeight::Dense(Tensor::from_data(TensorData::new(columns, [inp, out]), device)),
             id,
         })
     }
