@@ -158,11 +158,13 @@ impl Llama {
     /// row's logits. Rows share every base matmul, so the weights are read once for the batch.
     pub fn step(&self, tokens: &[u32], caches: &mut [KvCache], lora: &LoraBatch) -> Vec<Vec<f32>> {
         if self.on_host() {
-            let hidden = self.hidden_host(tokens, tokens.len(), caches, lora);
-            let logits = self
-                .output
-                .forward_host(&hidden, &self.host_pass(lora, tokens.len(), 1));
-            return logits.chunks(self.config.vocab_size).map(<[f32]>::to_vec).collect();
+            return on_pool(|| {
+                let hidden = self.hidden_host(tokens, tokens.len(), caches, lora);
+                let logits = self
+                    .output
+                    .forward_host(&hidden, &self.host_pass(lora, tokens.len(), 1));
+                logits.chunks(self.config.vocab_size).map(<[f32]>::to_vec).collect()
+            });
         }
         let input = self.token_tensor(tokens, [tokens.len(), 1]);
         let logits = self.logits(self.forward(input, caches, lora));
