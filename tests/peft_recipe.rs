@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use airlock_model::{GgufSource, Llama, LoraBatch, Precision, default_device};
+use airlock_model::{GgufSource, LoraBatch};
 use airlock_tests::{default_model, default_model_path, reference_json, reference_path, token_ids};
 use airlock_train::{RunOptions, RunPaths, TrainOptions, data};
 
@@ -45,7 +45,7 @@ fn peft_recipe_reproduces_the_reference_adapter() {
     )
     .expect("the reference data loads");
     assert_eq!(dataset.train.len(), 32);
-    let model = Llama::load_with(&source, &default_device().autodiff(), Precision::F32).expect("loads");
+    let model = airlock_train::load_base(&source).expect("loads");
     let out = tempfile::tempdir().expect("tempdir");
     let paths = RunPaths {
         out: out.path().to_path_buf(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use airlock_model::{GgufSource, Llama, Precision, default_device};
+use airlock_model::GgufSource;
 use airlock_tokenizer::Tokenizer;
 use airlock_train::data::{Dataset, Example, load_dataset};
 use airlock_train::{RunOptions, RunPaths, TrainOptions};
@@ -173,7 +173,7 @@ pub fn airlock_child(model: &Path, batches: &Path) -> anyhow::Result<TrainRun> {
     let batches: Batches = serde_json::from_slice(&std::fs::read(batches)?)?;
     let started = std::time::Instant::now();
     let source = GgufSource::open(model)?;
-    let llama = Llama::load_with(&source, &default_device().autodiff(), Precision::F32)?;
+    let llama = airlock_train::load_base(&source)?;
     let load_s = started.elapsed().as_secs_f64();
     let examples = |t: &[Tokens]| -> Vec<Example> {
         t.iter()

@@ -13,6 +13,7 @@ use airlock_kernels::{BlockFormat, QMatrix};
 use crate::load::{HostData, HostTensor};
 use crate::{KvCache, LayerWeight, LlamaConfig, LoraBatch, ModelError, Rope};
 
+mod autodiff;
 mod host;
 pub(crate) use host::HostPass;
 
@@ -110,6 +111,7 @@ impl Linear {
     fn base(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.weight {
             LinearWeight::Dense(w) => burn::tensor::module::linear(x, w.clone(), None),
+            LinearWeight::Packed(m) if autodiff::is_tracked_on_cpu(&x) => autodiff::linear(x, m),
             LinearWeight::Packed(m) => {
                 let [b, seq, _] = x.dims();
                 let device = x.device();

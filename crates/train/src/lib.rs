@@ -2,11 +2,12 @@
 //! base stays frozen, only the LoRA factors get gradients and optimizer state, and the result
 //! is written in PEFT's layout so PEFT, vLLM and Ollama load it.
 //!
-//! Design: gradients flow through burn's autodiff. The frozen base runs with f32 projections
-//! on the autodiff device (the packed CPU kernels have no backward pass yet), so a run holds
-//! the base dequantized; see the README's status table. Each example of a batch runs its own
-//! forward and backward pass, weighted to the batch's token mean, so only one sequence's
-//! activations are alive at a time; validation runs without autodiff.
+//! Design: gradients flow through burn's autodiff. On the CPU the frozen base stays in the
+//! file's blocks: its projections are a custom autodiff op (airlock-model's
+//! `layers/autodiff.rs`) whose backward pass dequantizes a slice of rows at a time. Each
+//! example of a batch runs its own forward and backward pass, weighted to the batch's token
+//! mean, so only one sequence's activations are alive at a time; validation runs without
+//! autodiff.
 
 mod batching;
 pub mod checkpoint;
@@ -19,5 +20,5 @@ mod state;
 
 pub use config::{Length, RunPaths, Schedule, TrainConfig, TrainOptions};
 pub use error::TrainError;
-pub use run::{RunOptions, Summary, batch_loss, learning_rate, total_steps, train};
+pub use run::{RunOptions, Summary, batch_loss, learning_rate, load_base, total_steps, train};
 pub use state::{LoraState, Param};

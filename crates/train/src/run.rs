@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use airlock_adapter::save_peft;
-use airlock_model::{Llama, LoraBatch};
+use airlock_model::{Llama, LoraBatch, ModelError, Precision, WeightSource, default_device};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -127,8 +127,14 @@ fn validate(model: &Llama, state: &LoraState, valid: &[Example], config: &TrainC
     total / count.max(1) as f64
 }
 
-/// Trains an adapter on `dataset`; the base `model` must be on an autodiff device with f32
-/// projections (`Precision::F32`), so gradients reach every layer's factors.
+/// The frozen base as training needs it: on the autodiff device, its projections in the file's
+/// blocks where the CPU has kernels for them (QLoRA), dequantized elsewhere.
+pub fn load_base(source: &dyn WeightSource) -> Result<Llama, ModelError> {
+    Llama::load_with(source, &default_device().autodiff(), Precision::Packed)
+}
+
+/// Trains an adapter on `dataset`; the base `model` comes from [`load_base`], so gradients
+/// reach every layer's factors.
 pub fn train(
     model: &Llama,
     dataset: &Dataset,

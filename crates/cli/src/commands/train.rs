@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use airlock_model::{GgufSource, Llama, Precision, default_device};
+use airlock_model::GgufSource;
 use airlock_tokenizer::Tokenizer;
 use airlock_train::{RunOptions, RunPaths, TrainOptions, data};
 use anyhow::Context;
@@ -131,11 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dataset.truncated, config.max_seq_len
         );
     }
-    let model = Llama::load_with(
-        &source,
-        &default_device().autodiff().gradient_checkpointing(),
-        Precision::F32,
-    )?;
+    let model = airlock_train::load_base(&source)?;
     std::fs::create_dir_all(&args.out)?;
     let resolved = toml::to_string(&options).unwrap_or_default();
     airlock_adapter::write_atomic(&RunPaths { out: args.out.clone() }.config(), resolved.as_bytes())?;

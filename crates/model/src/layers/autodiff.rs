@@ -1,0 +1,187 @@
+//! The packed projection under burn's autodiff on the CPU, so that training keeps the frozen
+//! base in the file's blocks (QLoRA, Dettmers et al., 2023) instead of an f32 copy four to eight
+//! times its size.
+//!
+//! burn differentiates only its own ops, so the product is registered as a custom operation. Both
+//! passes dequantize `W` a few thousand rows at a time and multiply each slice with burn's f32
+//! matmul, so no f32 copy larger than [`SLICE_ELEMS`] ever exists: forward `y = x W^T`, one
+//! slice of output columns at a time; backward, since the base is frozen, only the input's
+//! gradient `dx = dy W`, summed over the slices. Why not the inference kernels (8-bit
+//! activations) for the forward pass: at a few hundred tokens, gemm's f32 microkernels run
+//! faster than they do, and dequantizing costs ~1% of a training step.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::{Autodiff, DispatchKindConversion, DispatchTensor, Flex, GradientCheckpointingStrategy};
+use burn::tensor::{Device, Tensor, TensorData, s};
+use rayon::prelude::*;
+
+use airlock_gguf::GgmlType;
+use airlock_kernels::{BlockFormat, QMatrix};
+
+/// The most weights dequantized at once, in either pass (4 MiB of f32).
+const SLICE_ELEMS: usize = 1 << 20;
+
+/// Whether the product with `x` must be recorded: `x` is tracked on the CPU's autodiff device.
+pub(super) fn is_tracked_on_cpu(x: &Tensor<3>) -> bool {
+    x.is_tracked() && x.device() == Device::flex()
+}
+
+/// `x W^T` for an `x` (`[batch, seq, in]`) that [`is_tracked_on_cpu`].
+pub(super) fn linear(x: Tensor<3>, w: &Arc<QMatrix>) -> Tensor<3> {
+    match x.device().gradient_checkpointing_strategy() {
+        Some(GradientCheckpointingStrategy::Disabled) => tracked::<NoCheckpointing>(x, w),
+        Some(GradientCheckpointingStrategy::Balanced) => tracked::<BalancedCheckpointing>(x, w),
+        None => panic!("the caller checks that x is tracked"),
+    }
+}
+
+fn tracked<C: CheckpointStrategy>(x: Tensor<3>, w: &Arc<QMatrix>) -> Tensor<3>
+where
+    DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+{
+    let x = x
+        .try_into_primitive::<Autodiff<Flex, C>>()
+        .expect("the device said Autodiff<Flex> with this strategy");
+    let input = Tensor::<3>::from_primitive::<Flex>(x.primitive().clone());
+    let [batch, seq, cols] = input.dims();
+    let input = input.reshape([batch * seq, cols]);
+    let parts = slices(w).map(|rows| input.clone().matmul(dequantize_rows(w, rows).transpose()));
+    let output = Tensor::cat(parts.collect(), 1)
+        .reshape([batch, seq, w.rows()])
+        .try_into_primitive::<Flex>()
+        .expect("made on the flex device");
+    let out = match PackedLinear.prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(Arc::clone(w), output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    Tensor::from_primitive::<Autodiff<Flex, C>>(out)
+}
+
+#[derive(Debug)]
+struct PackedLinear;
+
+impl Backward<Flex, 1> for PackedLinear {
+    type State = Arc<QMatrix>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let w = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |dy| {
+            let dy = Tensor::<3>::from_primitive::<Flex>(dy);
+            let [batch, seq, rows] = dy.dims();
+            let dy = dy.reshape([batch * seq, rows]);
+            let mut dx: Option<Tensor<2>> = None;
+            for rows in slices(&w) {
+                let part = dy.clone().slice(s![.., rows.clone()]).matmul(dequantize_rows(&w, rows));
+                dx = Some(match dx {
+                    Some(dx) => dx + part,
+                    None => part,
+                });
+            }
+            let dx = dx.expect("a projection has rows").reshape([batch, seq, w.cols()]);
+            dx.try_into_primitive::<Flex>()
+                .expect("gradients stay on the flex device")
+        });
+    }
+}
+
+/// `w`'s rows in slices of at most [`SLICE_ELEMS`] weights.
+fn slices(w: &QMatrix) -> impl Iterator<Item = Range<usize>> + use<> {
+    let (rows, step) = (w.rows(), (SLICE_ELEMS / w.cols().max(1)).max(1));
+    (0..rows).step_by(step).map(move |r0| r0..(r0 + step).min(rows))
+}
+
+/// `rows` of `w` as an f32 tensor `[rows.len(), cols]`.
+fn dequantize_rows(w: &QMatrix, rows: Range<usize>) -> Tensor<2> {
+    let ty = GgmlType::ALL
+        .into_iter()
+        .find(|t| BlockFormat::from_name(t.name()) == Some(w.format()))
+        .expect("kernel formats are GGUF block types");
+    let cols = w.cols();
+    let row_bytes = cols / w.format().block_elems() * w.format().block_bytes();
+    let mut values = vec![0.0; rows.len() * cols];
+    values
+        .par_chunks_mut(cols)
+        .zip(w.data()[rows.start * row_bytes..rows.end * row_bytes].par_chunks(row_bytes))
+        .for_each(|(out, bytes)| airlock_gguf::dequantize(ty, bytes, out).expect("rows are whole blocks"));
+    Tensor::from_data(TensorData::new(values, [rows.len(), cols]), &Device::flex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// A packed `[rows, cols]` matrix and its exact dequantized values.
+    fn matrix(ty: GgmlType, format: BlockFormat, rows: usize, cols: usize) -> (Arc<QMatrix>, Vec<f32>) {
+        let mut rng = StdRng::seed_from_u64(7);
+        let values: Vec<f32> = (0..rows * cols).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let bytes = airlock_gguf::quantize(ty, &values).expect("quantizes");
+        let mut exact = vec![0.0; values.len()];
+        airlock_gguf::dequantize(ty, &bytes, &mut exact).expect("dequantizes");
+        let w = QMatrix::new(format, rows, cols, bytes).expect("whole blocks");
+        (Arc::new(w), exact)
+    }
+
+    /// Output and input gradient of `sum(c * (x W^T))`, through `f`.
+    fn run(
+        device: &Device,
+        x: &[f32],
+        c: &[f32],
+        shape: [usize; 3],
+        f: impl Fn(Tensor<3>) -> Tensor<3>,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let x = Tensor::<3>::from_data(TensorData::new(x.to_vec(), shape), device).require_grad();
+        let y = f(x.clone());
+        let c = Tensor::<3>::from_data(TensorData::new(c.to_vec(), y.dims()), device);
+        let grads = (y.clone() * c).sum().backward();
+        let dx = x.grad(&grads).expect("x has a gradient");
+        let values = |t: Tensor<3>| t.into_data().try_into_vec::<f32>().expect("f32");
+        (values(y.inner()), values(dx))
+    }
+
+    #[test]
+    fn matches_burns_matmul_by_the_dequantized_weights() {
+        // Tall enough (3000 rows) that both passes dequantize in several slices.
+        for (ty, format) in [(GgmlType::Q4_1, BlockFormat::Q4_1), (GgmlType::Q8_0, BlockFormat::Q8_0)] {
+            let (rows, cols, shape) = (3000, 384, [2, 3, 384]);
+            let (w, exact) = matrix(ty, format, rows, cols);
+            let mut rng = StdRng::seed_from_u64(8);
+            let x: Vec<f32> = (0..6 * cols).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let c: Vec<f32> = (0..6 * rows).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            for device in [
+                Device::flex().autodiff(),
+                Device::flex().autodiff().gradient_checkpointing(),
+            ] {
+                let dense = Tensor::<2>::from_data(TensorData::new(exact.clone(), [rows, cols]), &device);
+                let (y_ref, dx_ref) = run(&device, &x, &c, shape, |x| {
+                    x.matmul(dense.clone().transpose().unsqueeze())
+                });
+                let (y, dx) = run(&device, &x, &c, shape, |x| {
+                    assert!(is_tracked_on_cpu(&x));
+                    linear(x, &w)
+                });
+                // Equal up to summation order.
+                let worst = dx.iter().zip(&dx_ref).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(worst < 1e-3, "{ty:?}: dx differs by {worst}");
+                let worst = y.iter().zip(&y_ref).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(worst < 1e-3, "{ty:?}: y differs by {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_tracked_inputs_are_recorded() {
+        assert!(!is_tracked_on_cpu(&Tensor::<3>::zeros([1, 1, 32], &Device::flex())));
+        let constant = Tensor::<3>::zeros([1, 1, 32], &Device::flex().autodiff());
+        assert!(!is_tracked_on_cpu(&constant));
+        assert!(is_tracked_on_cpu(&constant.require_grad()));
+    }
+}
