@@ -34,7 +34,7 @@ PROMPT = (
     "- billing_codes: list of strings (ICD-10 codes if applicable)"
 )
 
-SIZES = {"train": 1600, "valid": 150, "test": 250}
+SIZES = {"train": 2400, "valid": 150, "test": 250}
 MAX_WORDS = 115
 # Token budget for note + answer. The trainer's sequences hold at most 256 tokens; SmolLM2's chat
 # template adds its default system prompt (21 tokens), the fixed prompt text is 65 and the chat
@@ -360,31 +360,44 @@ PROC_NEGATED = ["{p} deferred", "pt declined {p}", "{p} not indicated", "holding
 # Secondary codes: positive (code it) and negative (do not code it) phrasings.
 SMOKER_POS = ["smoker", "1 ppd", "2 packs/day", "cigarette smoker", "smokes 1/2 ppd",
               "current smoker, 30 pack-yr", "active smoker", "smokes a pack a day",
-              "smokes ~10 cigarettes/day", "still smoking cigarettes",
+              "smokes ~10 cigarettes/day", "still smoking cigarettes", "current every day smoker",
+              "+tobacco (cigarettes)", "smokes half a pack daily", "smoking 1 ppd x20 yrs",
               "!currently smokes cigs", "!smokes 15 cigs daily", "!pack-a-day smoker"]
 TOBACCO_USE_POS = ["tobacco use", "chews tobacco", "uses smokeless tobacco", "dips snuff daily",
-                   "!uses chewing tobacco", "!smokeless tobacco user"]
+                   "chewing tobacco user", "uses snuff", "chews dip daily", "!uses chewing tobacco",
+                   "!smokeless tobacco user"]
 TOBACCO_NEG = ["never smoker", "denies tobacco", "nonsmoker", "no tobacco use",
                "former smoker, quit 10 y ago", "quit smoking in 2015", "ex-smoker",
                "remote 20 pack-yr hx, quit", "father was a heavy smoker", "wife smokes, pt does not",
+               "denies smoking", "never smoked", "lifelong nonsmoker", "former smoker",
+               "no smoking hx", "quit tobacco 5 yrs ago", "tobacco: never", "does not smoke or chew",
                "!quit cigarettes years ago", "!never used tobacco", "!stopped smoking after an MI"]
-NONCOMPLIANCE_POS = ["non-compliance with meds", "nonadherent to regimen",
-                     "ran out of meds 2 wk ago", "has not been taking {his} meds",
-                     "stopped taking meds on own", "admits missing doses",
-                     "self-discontinued meds", "!skips pills most days",
-                     "!not taking meds as prescribed"]
+NONCOMPLIANCE_POS = ["non-compliance with meds", "nonadherent to regimen", "ran out of meds 2 wk ago",
+                     "has not been taking {his} meds", "stopped taking meds on own",
+                     "admits missing doses", "self-discontinued meds", "poor med adherence",
+                     "medication noncompliance", "missed several doses this wk",
+                     "not taking {his} meds regularly", "stopped {his} meds d/t cost",
+                     "hasn't filled {his} prescriptions", "forgets meds frequently",
+                     "!skips pills most days", "!not taking meds as prescribed"]
 NONCOMPLIANCE_NEG = ["compliant with meds", "adherent to regimen", "takes meds as prescribed",
                      "reports good adherence", "metformin stopped by PCP for GI upset",
+                     "no missed doses", "takes all meds daily", "denies missing doses",
+                     "good compliance", "uses pillbox, no missed doses",
+                     "adherent w/ meds per pill count", "meds reviewed, taking as directed",
                      "!never misses doses", "!med adherence good"]
 HLD_POS = ["HLD", "high cholesterol", "hyperlipidemia", "dyslipidemia", "HLD on atorvastatin",
-           "elevated lipids", "!hyperlipidaemia", "!lipids high, on statin"]
+           "elevated lipids", "hypercholesterolemia", "elevated LDL", "high lipids",
+           "hyperlipidemia on statin", "!hyperlipidaemia", "!lipids high, on statin"]
 HLD_NEG = ["no HLD", "lipids normal", "mother w/ high cholesterol", "FHx of hyperlipidemia",
-           "!cholesterol normal last year"]
+           "denies high cholesterol", "cholesterol WNL", "no hx of hyperlipidemia", "normal lipids",
+           "brother w/ HLD", "LDL normal off meds", "!cholesterol normal last year"]
 OBESITY_POS = ["morbid obesity", "BMI over 40", "BMI {bmi}", "severe obesity, BMI {bmi}",
-               "class III obesity", "morbidly obese", "!BMI {bmi} (morbid obesity)",
+               "class III obesity", "morbidly obese", "BMI {bmi}, morbidly obese", "obese class III",
+               "severe obesity", "BMI {bmi} (class 3)", "!BMI {bmi} (morbid obesity)",
                "!obesity class 3"]
 OBESITY_NEG = ["BMI {lowbmi}", "overweight, BMI {lowbmi}", "obese, BMI {lowbmi}",
-               "s/p bariatric surgery, BMI now {lowbmi}", "!BMI {lowbmi}, not obese"]
+               "s/p bariatric surgery, BMI now {lowbmi}", "normal weight", "BMI {lowbmi}, overweight",
+               "thin build, BMI {lowbmi}", "!BMI {lowbmi}, not obese"]
 
 SECONDARY_ORDER = ["F17.210", "Z72.0", "Z91.14", "E78.5", "E66.01"]
 
@@ -632,13 +645,13 @@ def make_case(rng, picker, row, secondaries):
     if r < 0.2:
         sec["adh"] = pick(NONCOMPLIANCE_POS)[0].format(his="his" if case["sex"] == "M" else "her")
         codes.append("Z91.14")
-    elif r < 0.32:
+    elif r < 0.4:
         sec["adh"] = pick(NONCOMPLIANCE_NEG)[0]
     r = rng.random()
     if r < 0.26:
         sec["hld"] = pick(HLD_POS)[0]
         codes.append("E78.5")
-    elif r < 0.38:
+    elif r < 0.46:
         sec["hld"] = pick(HLD_NEG)[0]
     r = rng.random()
     bmi = round(rng.uniform(40.2, 56.0), 1)
@@ -646,7 +659,7 @@ def make_case(rng, picker, row, secondaries):
     if r < 0.16:
         sec["obes"] = pick(OBESITY_POS)[0].format(bmi=bmi)
         codes.append("E66.01")
-    elif r < 0.3:
+    elif r < 0.34:
         sec["obes"] = pick(OBESITY_NEG)[0].format(lowbmi=lowbmi)
     case["sec"] = sec
     for c in codes:
