@@ -4,7 +4,7 @@
 //!
 //! Design: gradients flow through burn's autodiff. On the CPU the frozen base stays in the
 //! file's blocks: its projections are a custom autodiff op (airlock-model's
-//! `layers/autodiff.rs`) whose backward pass dequantizes a slice of rows at a time. Each
+//! `layers/autodiff.rs`) whose two passes dequantize a slice of rows at a time. Each
 //! example of a batch runs its own forward and backward pass, weighted to the batch's token
 //! mean, so only one sequence's activations are alive at a time; validation runs without
 //! autodiff.
