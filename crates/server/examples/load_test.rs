@@ -13,7 +13,8 @@
 //! Workloads: `plain` (free text), `schema` (the same prompt under a JSON Schema), `mixed`
 //! (rotating through base, adapter by name, schema, and base + adapter at scale 0.5 per request;
 //! needs `--adapter-path`), `openai` (a chat answer through `/v1/chat/completions`, the protocol
-//! llama.cpp's own server speaks: `python -m llama_cpp.server`, the peer). A schema response that says `stop` but does not parse counts as failed.
+//! llama.cpp's own server speaks: `python -m llama_cpp.server`, the peer). A schema response
+//! that says `stop` but does not parse counts as failed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
