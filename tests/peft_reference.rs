@@ -3,33 +3,16 @@
 //! README says how the files were made and suggests these tests).
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use airlock_adapter::{Adapter, AdapterError, load_peft, save_peft};
-use airlock_model::{GgufSource, LayerWeight, Llama, LoraBatch, LoraWeights, WeightSource, default_device};
-use airlock_tokenizer::Tokenizer;
+use airlock_model::{GgufSource, LayerWeight, LoraBatch, LoraWeights, WeightSource, default_device};
+use airlock_tests::{default_model, default_model_path, reference_json, reference_path, token_ids};
 use burn::tensor::{Tensor, TensorData};
 use safetensors::SafeTensors;
 
-fn reference(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference")
-        .join(name)
-}
-
-/// The default model (fetched into the store on first use, like `airlock pull`) and its tokenizer.
-fn model() -> &'static (Llama, Tokenizer) {
-    static MODEL: OnceLock<(Llama, Tokenizer)> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let path = airlock_store::resolve_model(None, false).expect("default model");
-        let source = GgufSource::open(&path).expect("opens");
-        let tokenizer = Tokenizer::from_gguf(source.file()).expect("tokenizer");
-        (Llama::load(&source, &default_device()).expect("loads"), tokenizer)
-    })
-}
-
 fn load(name: &str) -> Adapter {
-    load_peft(&reference(name), model().0.config()).expect("adapter loads")
+    load_peft(&reference_path(name), default_model().0.config()).expect("adapter loads")
 }
 
 fn tensor(file: &SafeTensors, key: &str) -> Vec<f32> {
@@ -37,15 +20,6 @@ fn tensor(file: &SafeTensors, key: &str) -> Vec<f32> {
     view.data()
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-/// A JSON array of token ids, as the reference files store them.
-fn token_ids(ids: &serde_json::Value) -> Vec<u32> {
-    ids.as_array()
-        .expect("ids")
-        .iter()
-        .map(|v| v.as_u64().unwrap_or(0) as u32)
         .collect()
 }
 
@@ -72,7 +46,7 @@ fn top(v: &[f32], n: usize) -> Vec<usize> {
 fn layer0_lora_deltas_match_peft_exactly() {
     let adapter = load("peft-lora-smollm2");
     let weights = adapter.to_weights(&default_device()).expect("weights");
-    let bytes = read(reference("peft-lora-smollm2/probe_layer0.safetensors"));
+    let bytes = read(reference_path("peft-lora-smollm2/probe_layer0.safetensors"));
     let probe = SafeTensors::deserialize(&bytes).expect("probe");
     let x = tensor(&probe, "prompt0.layer0.attn_norm_out"); // [5, 576]
     let x: Tensor<3> = Tensor::from_data(TensorData::new(x, [1, 5, 576]), &default_device());
@@ -91,7 +65,7 @@ fn layer0_lora_deltas_match_peft_exactly() {
 
 /// Last-position logits of `ids` with `adapter` at `scale` (or the base model).
 fn logits(ids: &[u32], adapter: Option<(&Arc<LoraWeights>, f32)>) -> Vec<f32> {
-    let (model, _) = model();
+    let (model, _) = default_model();
     let lora = match adapter {
         Some((w, scale)) => LoraBatch::uniform(vec![(Arc::clone(w), scale)]),
         None => LoraBatch::none(),
@@ -107,14 +81,13 @@ fn random_adapter_moves_full_model_logits_as_peft_does() {
             .to_weights(&default_device())
             .expect("weights"),
     );
-    let expected: serde_json::Value =
-        serde_json::from_slice(&read(reference("peft-lora-smollm2/expected.json"))).expect("json");
-    let bytes = read(reference("peft-lora-smollm2/logits.safetensors"));
+    let expected: serde_json::Value = reference_json("peft-lora-smollm2/expected.json");
+    let bytes = read(reference_path("peft-lora-smollm2/logits.safetensors"));
     let stored = SafeTensors::deserialize(&bytes).expect("logits");
     for (i, prompt) in expected["prompts"].as_array().expect("prompts").iter().enumerate() {
         let ids = token_ids(&prompt["token_ids"]);
         let text = prompt["text"].as_str().expect("text");
-        assert_eq!(model().1.encode(text).expect("encodes"), ids, "prompt ids");
+        assert_eq!(default_model().1.encode(text).expect("encodes"), ids, "prompt ids");
         for (scale, key) in [(1.0, "adapted"), (0.5, "adapted_scale0.5")] {
             let got = logits(&ids, Some((&weights, scale)));
             let want = tensor(&stored, &format!("prompt{i}.{key}"));
@@ -137,9 +110,8 @@ fn trained_adapter_reproduces_peft_greedy_text_at_scale_1_and_half() {
             .to_weights(&default_device())
             .expect("weights"),
     );
-    let expected: serde_json::Value =
-        serde_json::from_slice(&read(reference("peft-trained-smollm2/expected.json"))).expect("json");
-    let (model, _) = model();
+    let expected: serde_json::Value = reference_json("peft-trained-smollm2/expected.json");
+    let (model, _) = default_model();
     for prompt in expected["prompts"].as_array().expect("prompts") {
         let ids = token_ids(&prompt["token_ids"]);
         // Compared over each case's robust prefix: the leading steps PEFT chose by a margin >= 1.
@@ -173,8 +145,8 @@ fn trained_adapter_reproduces_peft_greedy_text_at_scale_1_and_half() {
 fn saved_adapter_reads_back_identically_in_peft_layout() {
     let adapter = load("peft-lora-smollm2");
     let dir = tempfile::tempdir().expect("tempdir");
-    save_peft(&adapter, dir.path(), model().0.config()).expect("saves");
-    let again = load_peft(dir.path(), model().0.config()).expect("reloads");
+    save_peft(&adapter, dir.path(), default_model().0.config()).expect("saves");
+    let again = load_peft(dir.path(), default_model().0.config()).expect("reloads");
     assert_eq!(again.config, adapter.config);
     assert_eq!(again.pairs.len(), 30 * 7);
     for (a, b) in adapter.pairs.iter().zip(&again.pairs) {
@@ -182,7 +154,7 @@ fn saved_adapter_reads_back_identically_in_peft_layout() {
     }
     // The saved file is PEFT's: same keys, shapes and dtype, and B of q/k back in HF row order.
     let ours = read(dir.path().join("adapter_model.safetensors"));
-    let theirs = read(reference("peft-lora-smollm2/adapter_model.safetensors"));
+    let theirs = read(reference_path("peft-lora-smollm2/adapter_model.safetensors"));
     let (ours, theirs) = (
         SafeTensors::deserialize(&ours).expect("ours"),
         SafeTensors::deserialize(&theirs).expect("theirs"),
@@ -213,7 +185,7 @@ fn saved_adapter_reads_back_identically_in_peft_layout() {
 fn adapter_with_wrong_shapes_is_refused_naming_the_tensor() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(
-        reference("peft-lora-smollm2/adapter_config.json"),
+        reference_path("peft-lora-smollm2/adapter_config.json"),
         dir.path().join("adapter_config.json"),
     )
     .expect("copy");
@@ -222,7 +194,7 @@ fn adapter_with_wrong_shapes_is_refused_naming_the_tensor() {
     let key = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
     safetensors::serialize_to_file(vec![(key, view)], None, &dir.path().join("adapter_model.safetensors"))
         .expect("write");
-    let err = load_peft(dir.path(), model().0.config()).expect_err("refused");
+    let err = load_peft(dir.path(), default_model().0.config()).expect_err("refused");
     assert!(matches!(err, AdapterError::Shape { .. }), "{err}");
     assert!(err.to_string().contains(key), "{err}");
 }
@@ -230,9 +202,8 @@ fn adapter_with_wrong_shapes_is_refused_naming_the_tensor() {
 #[test]
 fn base_config_comes_from_the_weight_source() {
     // The adapter checks against the same config the model was built from.
-    let path = airlock_store::resolve_model(None, false).expect("default model");
-    let source = GgufSource::open(&path).expect("opens");
-    assert_eq!(source.config(), model().0.config());
+    let source = GgufSource::open(&default_model_path()).expect("opens");
+    assert_eq!(source.config(), default_model().0.config());
 }
 
 #[test]
@@ -242,7 +213,7 @@ fn gguf_export_equals_llama_cpps_own_conversion_of_the_trained_adapter() {
     airlock_adapter::export_gguf(&load("peft-trained-smollm2"), "llama", &ours).expect("exports");
     let ours = airlock_gguf::GgufFile::open(&ours).expect("reads back");
     // Written by llama.cpp's convert_lora_to_gguf.py (the reference README says how).
-    let theirs = airlock_gguf::GgufFile::open(&reference("peft-trained-smollm2/adapter.gguf")).expect("reference");
+    let theirs = airlock_gguf::GgufFile::open(&reference_path("peft-trained-smollm2/adapter.gguf")).expect("reference");
     for key in ["general.architecture", "general.type", "adapter.type"] {
         assert_eq!(ours.get_str(key).expect(key), theirs.get_str(key).expect(key), "{key}");
     }
