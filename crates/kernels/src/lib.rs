@@ -11,11 +11,15 @@
 //! - **Hand-written SIMD.** No crate computes dot products of GGUF blocks with quantized
 //!   activations (portable-SIMD crates have no `maddubs`/`dpbusd`, and BLAS wants dense floats),
 //!   so the kernels in `dot/` are written with `core::arch` intrinsics after llama.cpp's
-//!   `ggml-cpu/arch/x86/quants.c`: AVX2+FMA+F16C, and AVX-512 VNNI for the 32-element formats.
-//!   The scalar kernels are the reference; SIMD agrees with them up to float summation order
-//!   because every integer part is exact.
+//!   `ggml-cpu/arch/{x86,arm}/quants.c`: on x86-64 AVX2+FMA+F16C, and AVX-512 VNNI for the
+//!   32-element formats; on AArch64 NEON, with the dot-product extension's `sdot` where the CPU
+//!   has it and widening multiplies where it does not. `vdotq_s32` is still unstable in Rust, so
+//!   `sdot` (and the f16 conversion `fcvt`, to avoid `half`'s software path) is one line of
+//!   inline assembly. The scalar kernels are the reference; SIMD agrees with them up to float
+//!   summation order because every integer part is exact.
 //! - **Chosen once at run time.** [`Isa::best`] probes the CPU the first time it is asked and
-//!   caches the answer; a binary built for baseline x86-64 still uses AVX-512 where present.
+//!   caches the answer; a binary built for baseline x86-64 still uses AVX-512 where present, and
+//!   one built for baseline AArch64 (Armv8.0) still uses `sdot` on the cores that have it.
 //! - **One weight pass per tile.** [`QMatrix::matmul_into`] splits weight rows over the rayon
 //!   pool; each kernel call multiplies one weight row with up to [`TILE`] activation rows, so a
 //!   prefill loads and unpacks each weight block once per tile while decode streams every row

@@ -5,11 +5,12 @@
 //!
 //! They exist because a decode step does little arithmetic per op: run as separate tensor ops,
 //! each would pay an allocation and a dispatch for a few hundred floats, which costs more than the
-//! arithmetic. Plain Rust with fixed-width lane accumulators, compiled twice: once for the
-//! baseline target and once with AVX2 enabled, picked at run time like the matmul kernels.
+//! arithmetic. Plain Rust with fixed-width lane accumulators, compiled for the baseline target
+//! (NEON on AArch64) and, on x86-64, again with AVX2, picked at run time like the matmul kernels.
 
 #![allow(unsafe_code)]
 
+#[cfg(target_arch = "x86_64")]
 use crate::Isa;
 
 /// Defines `pub fn $name` that runs `$body` compiled with AVX2 where the CPU has it.
@@ -29,7 +30,7 @@ macro_rules! multiversion {
                     imp($($arg),*)
                 }
                 if Isa::best() != Isa::Scalar {
-                    // SAFETY: every non-scalar instruction set includes AVX2, and
+                    // SAFETY: on x86-64 every available non-scalar instruction set includes AVX2, and
                     // `Isa::best` only returns one this CPU has.
                     return unsafe { avx2($($arg),*) };
                 }
@@ -110,7 +111,7 @@ pub fn attend(q: &[f32], keys: &[f32], values: &[f32], scale: f32, scores: &mut 
     assert!(scores.len() >= keys.len() / hd, "scores has room for every position");
     #[cfg(target_arch = "x86_64")]
     if Isa::best() != Isa::Scalar && hd.is_multiple_of(LANES) {
-        // SAFETY: every non-scalar instruction set includes AVX2; lengths were checked above.
+        // SAFETY: on x86-64 every available non-scalar instruction set includes AVX2; lengths were checked.
         unsafe { x86::attend(q, keys, values, scale, scores, out) };
         return;
     }

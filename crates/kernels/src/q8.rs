@@ -22,7 +22,7 @@ pub struct Q8Block {
 pub fn quantize_row_q8(x: &[f32], out: &mut [Q8Block]) {
     #[cfg(target_arch = "x86_64")]
     if crate::Isa::best() != crate::Isa::Scalar {
-        // SAFETY: every non-scalar instruction set includes AVX2.
+        // SAFETY: on x86-64 every available non-scalar instruction set includes AVX2.
         unsafe { quantize_avx2(x, out) };
         return;
     }

@@ -30,7 +30,7 @@ impl Default for Q8KBlock {
 pub fn quantize_row_q8k(x: &[f32], out: &mut [Q8KBlock]) {
     #[cfg(target_arch = "x86_64")]
     if crate::Isa::best() != crate::Isa::Scalar {
-        // SAFETY: every non-scalar instruction set includes AVX2.
+        // SAFETY: on x86-64 every available non-scalar instruction set includes AVX2.
         unsafe { quantize_avx2(x, out) };
         return;
     }

@@ -1,6 +1,6 @@
 //! Dot products of one packed weight row with up to [`TILE`](crate::TILE) quantized activation
-//! rows, per block format and instruction set (ggml-cpu's `ggml_vec_dot_*` in `quants.c` and
-//! `arch/x86/quants.c`), and the run-time choice of instruction set.
+//! rows, per block format and instruction set (ggml-cpu's `ggml_vec_dot_*` in `quants.c`,
+//! `arch/x86/quants.c` and `arch/arm/quants.c`), and the run-time choice of instruction set.
 
 use std::sync::OnceLock;
 
@@ -13,6 +13,10 @@ mod avx2k;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod kscalar;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "aarch64")]
+mod neonk;
 mod scalar;
 #[cfg(test)]
 mod tests;
@@ -61,7 +65,26 @@ static AVX512: Kernels = Kernels {
     q6_k: avx2k::q6_k,
 };
 
-/// An instruction set the kernels are written for.
+#[cfg(target_arch = "aarch64")]
+static NEON: Kernels = Kernels {
+    q4_0: neon::q4_0,
+    q4_1: neon::q4_1,
+    q8_0: neon::q8_0,
+    q4_k: neonk::q4_k,
+    q6_k: neonk::q6_k,
+};
+
+#[cfg(target_arch = "aarch64")]
+static NEON_DOTPROD: Kernels = Kernels {
+    q4_0: neon::q4_0_dot,
+    q4_1: neon::q4_1_dot,
+    q8_0: neon::q8_0_dot,
+    q4_k: neonk::q4_k_dot,
+    q6_k: neonk::q6_k_dot,
+};
+
+/// An instruction set the kernels are written for. Every variant exists on every target; those
+/// of another architecture are never available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
     /// Portable Rust; the reference the others are tested against.
@@ -71,11 +94,17 @@ pub enum Isa {
     /// The AVX2 set plus AVX-512 F/BW/VL/DQ and VNNI (Ice Lake, Zen 4 and later); K-quants use
     /// the AVX2 kernels.
     Avx512Vnni,
+    /// AArch64 Advanced SIMD (NEON), which every AArch64 CPU has, without the dot-product
+    /// extension: widening multiplies and pairwise adds (Cortex-A53/A57/A72, Raspberry Pi 4).
+    Neon,
+    /// NEON plus the dot-product extension, FEAT_DotProd's `sdot` (optional from Armv8.2,
+    /// required from Armv8.4: Cortex-A55/A76, Neoverse N1 / Graviton 2, Apple M1 and later).
+    NeonDotprod,
 }
 
 impl Isa {
-    /// Every instruction set, slowest first.
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni];
+    /// Every instruction set, slowest first within each architecture.
+    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon, Isa::NeonDotprod];
 
     /// The fastest instruction set this CPU has, probed once and cached.
     pub fn best() -> Isa {
@@ -108,6 +137,14 @@ impl Isa {
             }
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512Vnni => false,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => {
+                std::arch::is_aarch64_feature_detected!("neon") && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
+            #[cfg(not(target_arch = "aarch64"))]
+            Isa::Neon | Isa::NeonDotprod => false,
         }
     }
 
@@ -121,6 +158,12 @@ impl Isa {
             Isa::Avx512Vnni => &AVX512,
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512Vnni => &SCALAR,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => &NEON,
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => &NEON_DOTPROD,
+            #[cfg(not(target_arch = "aarch64"))]
+            Isa::Neon | Isa::NeonDotprod => &SCALAR,
         }
     }
 }

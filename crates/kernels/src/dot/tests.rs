@@ -201,3 +201,67 @@ fn k_quant_rows_must_be_whole_super_blocks() {
     assert_eq!(BlockFormat::from_name("Q6_K"), Some(BlockFormat::Q6_K));
     assert_eq!(BlockFormat::from_name("Q5_K"), None);
 }
+
+#[test]
+fn simd_kernels_agree_with_scalar_on_saturated_blocks() {
+    // Every weight byte 0x80 (Q8_0's -128), 0xff (the largest nibble and 6-bit value, scale
+    // bytes of -1 or 63) or 0x7f, against activations at full scale with one sign or both: the
+    // largest integer sums any kernel forms, where a narrow intermediate would overflow.
+    let mut rng = StdRng::seed_from_u64(5);
+    for format in FORMATS {
+        let (rows, cols) = (3, 2 * format.block_elems());
+        let signs: [&dyn Fn(usize) -> f32; 3] = [&|_| 3.0, &|_| -3.0, &|i| if i % 2 == 0 { 3.0 } else { -3.0 }];
+        for byte in [0x80u8, 0xff, 0x7f] {
+            let mut data = vec![byte; rows * cols / format.block_elems() * format.block_bytes()];
+            for block in data.chunks_exact_mut(format.block_bytes()) {
+                for &at in scale_offsets(format) {
+                    block[at..at + 2].copy_from_slice(&random_scale(&mut rng).to_le_bytes());
+                }
+            }
+            let m = QMatrix::new(format, rows, cols, data).expect("whole blocks");
+            for sign in signs {
+                let x: Vec<f32> = (0..4 * cols).map(sign).collect();
+                let tol = magnitudes(&dequantized(&m), &x, rows, cols);
+                let mut want = vec![0.0f32; 4 * rows];
+                m.matmul_into_with(Isa::Scalar, &x, &mut want);
+                for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+                    let mut got = vec![f32::NAN; 4 * rows];
+                    m.matmul_into_with(isa, &x, &mut got);
+                    for ((g, w), t) in got.iter().zip(&want).zip(&tol) {
+                        assert!((g - w).abs() <= 1e-5 * t, "{isa:?} {format:?} {byte:#x}: {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn only_instruction_sets_of_this_architecture_are_available() {
+    for isa in Isa::ALL {
+        let native = match isa {
+            Isa::Scalar => true,
+            Isa::Avx2 | Isa::Avx512Vnni => cfg!(target_arch = "x86_64"),
+            Isa::Neon | Isa::NeonDotprod => cfg!(target_arch = "aarch64"),
+        };
+        assert!(
+            native || !isa.is_available(),
+            "{isa:?} available on a foreign architecture"
+        );
+    }
+    assert!(Isa::best().is_available());
+    // NEON is part of every AArch64 CPU, so an AArch64 build never falls back to scalar.
+    #[cfg(target_arch = "aarch64")]
+    assert_ne!(Isa::best(), Isa::Scalar);
+}
+
+/// CI runs this suite on emulated CPUs with and without optional extensions (`.ci/test-aarch64`)
+/// and names the instruction set each must pick in `AIRLOCK_EXPECT_BEST_ISA`, so a detection
+/// mistake cannot quietly leave a set of kernels untested.
+#[test]
+fn best_instruction_set_is_the_one_ci_expects_for_this_cpu() {
+    let Ok(want) = std::env::var("AIRLOCK_EXPECT_BEST_ISA") else {
+        return;
+    };
+    assert_eq!(format!("{:?}", Isa::best()), want);
+}
