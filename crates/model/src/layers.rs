@@ -14,6 +14,7 @@ use crate::load::{HostData, HostTensor};
 use crate::{KvCache, LayerWeight, LlamaConfig, LoraBatch, ModelError, Rope};
 
 mod autodiff;
+mod causal;
 mod host;
 pub(crate) use host::HostPass;
 
@@ -202,8 +203,14 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, layer: usize, pass: &Pass, c
     let cfg = pass.config;
     let (start, hd) = (cache.len(), cfg.head_dim);
     let q = pass.rope.apply(q, start);
-    let (k, v) = cache.append(layer, pass.rope.apply(k, start), v); // [1, n_kv, total, hd]
-    let total = k.dims()[2];
+    let k = pass.rope.apply(k, start);
+    let (k_all, v_all) = cache.append(layer, k.clone(), v.clone()); // [1, n_kv, total, hd]
+    if start == 0 && causal::applies(&q) {
+        // Training: a sequence with no past, whose own keys and values are all there are;
+        // attention is differentiated as one op.
+        return causal::attention(q, k, v);
+    }
+    let total = k_all.dims()[2];
     // Query head h reads key/value head h / n_rep, as llama.cpp groups them.
     let share = |t: Tensor<4>| {
         t.unsqueeze_dim::<5>(2)
@@ -215,7 +222,7 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, layer: usize, pass: &Pass, c
         softcap: None,
         is_causal: true,
     };
-    attention(q, share(k), share(v), None, None, options)
+    attention(q, share(k_all), share(v_all), None, None, options)
 }
 
 /// One transformer block: pre-norm attention and pre-norm SwiGLU, each with a residual.

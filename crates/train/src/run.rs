@@ -181,16 +181,22 @@ pub fn train(
             // 4) and no position is spent on padding.
             let learned: usize = batch.iter().map(|e| e.learned_tokens()).sum();
             for example in batch {
-                // Fresh factor nodes per backward pass: burn consumes a graph's tape once.
-                let lora = LoraBatch::uniform(vec![(state.weights(config.dropout), 1.0)]);
-                let (loss, n) = batch_loss(model, &lora, &[example]);
-                let loss = loss * (n as f64 / learned.max(1) as f64);
-                let gradients = loss.backward();
-                loss_sum += loss.detach().into_scalar::<f32>() as f64;
-                let these: Vec<Tensor<2>> = state
-                    .params()
-                    .map(|p| p.value.grad(&gradients).unwrap_or_else(|| p.m.zeros_like()))
-                    .collect();
+                // On a thread of the rayon pool, like inference (`Llama::step`): each of the
+                // pass's parallel ops then forks from a pool thread instead of waking the pool
+                // and putting the caller to sleep.
+                let (loss, these) = rayon::scope(|_| {
+                    // Fresh factor nodes per backward pass: burn consumes a graph's tape once.
+                    let lora = LoraBatch::uniform(vec![(state.weights(config.dropout), 1.0)]);
+                    let (loss, n) = batch_loss(model, &lora, &[example]);
+                    let loss = loss * (n as f64 / learned.max(1) as f64);
+                    let gradients = loss.backward();
+                    let these: Vec<Tensor<2>> = state
+                        .params()
+                        .map(|p| p.value.grad(&gradients).unwrap_or_else(|| p.m.zeros_like()))
+                        .collect();
+                    (loss.detach().into_scalar::<f32>() as f64, these)
+                });
+                loss_sum += loss;
                 grads = Some(match grads {
                     None => these,
                     Some(acc) => acc.into_iter().zip(these).map(|(a, g)| a + g).collect(),
