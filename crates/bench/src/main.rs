@@ -5,6 +5,11 @@
 //!
 //! `bash bench/setup_peer.sh && cargo run --release -p airlock-bench -- --reps 5`
 //!
+//! Structured-output workloads follow: greedy decoding constrained to any JSON object (airlock's
+//! llguidance mask against llama.cpp's own JSON grammar), then to a JSON Schema (against the GBNF
+//! grammar llama-cpp-python makes of the same schema), from a chat prompt asking for the example
+//! clinical note as billing JSON, until the value is complete.
+//!
 //! `airlock-bench train` compares the trainer with PEFT instead (see `train.rs`).
 //!
 //! A child prints one JSON [`Measurement`] line: load time, prefill of the whole prompt, time to
@@ -20,8 +25,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use airlock_constrain::Constraint;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+
+use crate::measurement::Measurement;
 
 #[derive(Parser, Debug)]
 #[command(name = "airlock-bench", about = "airlock against llama.cpp on the same GGUF")]
@@ -58,6 +66,15 @@ struct Cli {
     /// Print the prompt's token ids (comma-separated, for running a child by hand) and exit.
     #[arg(long)]
     print_ids: bool,
+    /// Structured-output workloads: `json` (any JSON object) or a JSON Schema file (repeatable).
+    #[arg(long = "constraint", default_values = ["json", "configs/medical-billing.schema.json"])]
+    constraints: Vec<String>,
+    /// The note the structured-output prompt asks about.
+    #[arg(long, default_value = "examples/billing-note.txt")]
+    json_note: PathBuf,
+    /// Skip the structured-output workloads.
+    #[arg(long)]
+    no_json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,6 +93,9 @@ enum Child {
         ids: String,
         #[arg(long)]
         gen_tokens: usize,
+        /// Decode under this constraint instead: `json` or a JSON Schema file.
+        #[arg(long)]
+        constraint: Option<String>,
     },
 }
 
@@ -86,9 +106,18 @@ fn main() -> anyhow::Result<()> {
         None => airlock_store::resolve_model(None, true)?,
     };
     match &cli.child {
-        Some(Child::Airlock { ids, gen_tokens }) => {
+        Some(Child::Airlock {
+            ids,
+            gen_tokens,
+            constraint,
+        }) => {
             let ids = parse_ids(ids)?;
-            let m = airlock_side::measure(&model, cli.threads, &ids, *gen_tokens)?;
+            let m = match constraint {
+                Some(c) => {
+                    airlock_side::measure_constrained(&model, cli.threads, &ids, *gen_tokens, parse_constraint(c)?)?
+                }
+                None => airlock_side::measure(&model, cli.threads, &ids, *gen_tokens)?,
+            };
             println!("{}", serde_json::to_string(&m)?);
             Ok(())
         }
@@ -107,7 +136,7 @@ fn main() -> anyhow::Result<()> {
 
 fn compare(cli: &Cli, model: &Path) -> anyhow::Result<()> {
     let ids = airlock_side::prompt_ids(model, cli.prompt_tokens)?;
-    let ids_arg = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let ids_arg = ids_list(&ids);
     if cli.print_ids {
         println!("{ids_arg}");
         return Ok(());
@@ -120,37 +149,55 @@ fn compare(cli: &Cli, model: &Path) -> anyhow::Result<()> {
             cli.python.display()
         );
     }
+    let constraints: &[String] = if cli.no_json { &[] } else { &cli.constraints };
+    for c in constraints {
+        parse_constraint(c)?; // fail here, not in a child, on a bad schema
+    }
+    let note =
+        std::fs::read_to_string(&cli.json_note).with_context(|| format!("reading {}", cli.json_note.display()))?;
+    let json_ids = airlock_side::json_prompt_ids(model, &note)?;
+    let json_ids_arg = ids_list(&json_ids);
     let load_before = load_average();
     let timeout = Duration::from_secs(cli.child_timeout);
-    let mut airlock = Vec::new();
-    let mut llamacpp = Vec::new();
+    // Runs of each workload (plain, then each constraint): airlock's and the peer's.
+    let mut runs: Vec<(Vec<Measurement>, Vec<Measurement>)> = vec![Default::default(); 1 + constraints.len()];
     for rep in 0..cli.reps {
-        let mut a = Command::new(&exe);
-        a.arg("--model")
-            .arg(model)
-            .arg("--threads")
-            .arg(cli.threads.to_string());
-        a.args([
-            "airlock",
-            "--ids",
-            &ids_arg,
-            "--gen-tokens",
-            &cli.gen_tokens.to_string(),
-        ]);
-        airlock.push(run_child(a, "airlock", timeout)?);
-        if peer {
-            let mut p = Command::new(&cli.python);
-            p.arg(&cli.peer).arg("--model").arg(model);
-            p.args(["--threads", &cli.threads.to_string(), "--ids", &ids_arg]);
-            p.args(["--gen-tokens", &cli.gen_tokens.to_string()]);
-            llamacpp.push(run_child(p, "llama.cpp", timeout)?);
+        for (w, (airlock, llamacpp)) in runs.iter_mut().enumerate() {
+            let (ids, constraint) = match w {
+                0 => (&ids_arg, None),
+                _ => (&json_ids_arg, Some(&constraints[w - 1])),
+            };
+            let mut a = Command::new(&exe);
+            a.arg("--model")
+                .arg(model)
+                .arg("--threads")
+                .arg(cli.threads.to_string());
+            a.args(["airlock", "--ids", ids, "--gen-tokens", &cli.gen_tokens.to_string()]);
+            if let Some(c) = constraint {
+                a.args(["--constraint", c]);
+            }
+            airlock.push(run_child(a, "airlock", timeout)?);
+            if peer {
+                let mut p = Command::new(&cli.python);
+                p.arg(&cli.peer).arg("--model").arg(model);
+                p.args(["--threads", &cli.threads.to_string(), "--ids", ids]);
+                p.args(["--gen-tokens", &cli.gen_tokens.to_string()]);
+                if let Some(c) = constraint {
+                    p.args(["--constraint", c]);
+                }
+                llamacpp.push(run_child(p, "llama.cpp", timeout)?);
+            }
         }
         eprintln!("rep {}/{} done", rep + 1, cli.reps);
     }
+    let (airlock, llamacpp) = &runs[0];
     println!(
         "{}",
-        report::table(model, cli.threads, ids.len(), cli.gen_tokens, &airlock, &llamacpp)
+        report::table(model, cli.threads, ids.len(), cli.gen_tokens, airlock, llamacpp)
     );
+    for (c, (airlock, llamacpp)) in constraints.iter().zip(&runs[1..]) {
+        println!("{}", report::constrained_table(c, json_ids.len(), airlock, llamacpp));
+    }
     println!("load average (1 min) before {load_before}, after {}", load_average());
     Ok(())
 }
@@ -198,6 +245,21 @@ fn run_child<T: serde::de::DeserializeOwned>(mut cmd: Command, name: &str, timeo
     }
     let line = stdout.lines().last().context("the child printed nothing")?;
     serde_json::from_str(line).with_context(|| format!("parsing the {name} child's line {line:?}"))
+}
+
+/// Token ids as a child's `--ids` argument.
+fn ids_list(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// `json` (any JSON object), or a JSON Schema file.
+fn parse_constraint(spec: &str) -> anyhow::Result<Constraint> {
+    if spec == "json" {
+        return Ok(Constraint::JsonObject);
+    }
+    let text = std::fs::read_to_string(spec).with_context(|| format!("reading {spec}"))?;
+    let schema = serde_json::from_str(&text).with_context(|| format!("parsing {spec}"))?;
+    Ok(Constraint::JsonSchema(schema))
 }
 
 fn parse_ids(ids: &str) -> anyhow::Result<Vec<u32>> {

@@ -92,3 +92,44 @@ pub fn table(
     }
     s
 }
+
+/// A structured-output workload: decoding speed under the constraint, medians and the ratio.
+pub fn constrained_table(
+    constraint: &str,
+    prompt_tokens: usize,
+    airlock: &[Measurement],
+    llamacpp: &[Measurement],
+) -> String {
+    let mut s = String::new();
+    let what = match constraint {
+        "json" => "any JSON object".to_string(),
+        schema => format!("the JSON Schema {schema}"),
+    };
+    let _ = writeln!(
+        s,
+        "greedy decoding constrained to {what} ({prompt_tokens}-token chat prompt, until the JSON \
+         value is complete), medians of {} runs each\n",
+        airlock.len()
+    );
+    let _ = writeln!(s, "| | airlock | llama.cpp | airlock / llama.cpp |");
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let tokens = |runs: &[Measurement]| median(runs.iter().map(|m| m.gen_tokens as f64).collect());
+    let (a, p) = (tokens(airlock), tokens(llamacpp));
+    let _ = writeln!(s, "| tokens generated | {a:.0} | {p:.0} | |");
+    let speed = |runs: &[Measurement]| median(runs.iter().map(Measurement::gen_tps).collect());
+    let (a, p) = (speed(airlock), speed(llamacpp));
+    let _ = writeln!(
+        s,
+        "| constrained generation tokens/s (higher is better) | {a:.1} | {p:.1} | {:.2}x |",
+        a / p
+    );
+    if let (Some(a), Some(p)) = (airlock.first(), llamacpp.first()) {
+        let same = a.tokens.iter().zip(&p.tokens).take_while(|(x, y)| x == y).count();
+        let _ = writeln!(
+            s,
+            "\nconstrained greedy tokens identical for the first {same} of {} positions",
+            a.tokens.len().min(p.tokens.len())
+        );
+    }
+    s
+}
