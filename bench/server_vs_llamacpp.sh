@@ -3,6 +3,7 @@
 # bench/setup_peer.sh) on the same GGUF, 2 threads each, one after the other in this one
 # invocation: the same bounded load test (crates/server/examples/load_test.rs, OpenAI chat,
 # /v1/chat/completions, greedy) at 1 and 4 clients against each, then the ratio of aggregate tokens/s.
+# llama.cpp's server runs through bench/llamacpp_server.py (no AMX extra buffer type, as the other peer).
 # Usage: bash bench/server_vs_llamacpp.sh [REQUESTS] [MAX_TOKENS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ wait_up 18090 health
 ours="$(load 18090)"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
-bench/.venv/bin/python -m llama_cpp.server --model "$model" --n_threads 2 --n_ctx 2048 \
+bench/.venv/bin/python bench/llamacpp_server.py --model "$model" --n_threads 2 --n_ctx 2048 \
     --port 18091 >/tmp/llamacpp-serve.log 2>&1 &
 pid=$!
 wait_up 18091 v1/models
