@@ -58,11 +58,14 @@ fn f32_network_matches_transformers_f32_logits() {
 #[test]
 fn packed_fast_path_stays_within_8_bit_activation_noise_of_f32() {
     // The references measured a float64 simulation of 8-bit activations at mean |d| 0.14-0.19.
+    // The packed path rounds as llama.cpp does (`llamacpp_reference.rs`), and llama.cpp's own
+    // logits on these nine prompts are 0.09-0.44 (mean |d|) from these: 0.44 on "Q: What does
+    // AX-7 mean?\nA:", where ours are the same to 1e-5.
     let (model, _) = default_model();
     let mut worst = 0.0f32;
     for (ids, want) in cases() {
         let (mean, _, _) = diffs(model, &ids, &want);
         worst = worst.max(mean);
     }
-    assert!(worst < 0.35, "mean |logit - f32 reference| reaches {worst}");
+    assert!(worst < 0.5, "mean |logit - f32 reference| reaches {worst}");
 }

@@ -1,9 +1,24 @@
 //! The default model against llama.cpp's own outputs on the same GGUF
-//! (`../shared/reference/smollm2-135m-instruct-q4_1.llamacpp.json`, made with llama-cpp-python,
-//! f32 logits): prompt token ids, top-10 logits at the last prompt position, greedy
+//! (`../shared/reference/smollm2-135m-instruct-q4_1.llamacpp.json`, made with llama-cpp-python
+//! 0.3.36 (llama.cpp 0c1e570) on an x86-64 CPU with AVX-512, its plain CPU kernels (no weight
+//! repacking), f32 logits): prompt token ids, top-10 logits at the last prompt position, greedy
 //! continuations. (Tokenization against the same file is tested in `airlock-tokenizer`.)
+//!
+//! airlock's CPU path reproduces llama.cpp's arithmetic on x86-64 bit for bit (checked layer by
+//! layer on AVX-512; the AVX2 build's rounding follows ggml's source): the same 8-bit activation
+//! blocks, Q4_1 sums in ggml's order, f16 KV cache and attention operands, ggml's `expf`, RMSNorm
+//! and RoPE rounding (`airlock-kernels`). Over the reference's 245 logits
+//! (top-10 at each prompt's end, top-5 at nine teacher-forced greedy steps) we measure max |Δ|
+//! 7.6e-6, mean 1.2e-6, all from the output head's summation order (before every rounding was
+//! matched: max 0.51, mean 0.15, the 8-bit noise of two different roundings), and all 48 greedy
+//! tokens of every prompt (or all up to its end-of-generation) are llama.cpp's. So on the
+//! reference's kind of CPU the bounds are issue 3's: each logit within 0.25, identical top-10
+//! sets and top-1 tokens, the first 16 greedy tokens identical (or all, to EOS). On other CPUs
+//! llama.cpp itself rounds differently (8-wide vectors, another `expf`), and 8-bit activation
+//! noise grows those last bits to ~0.5 in the logits, so there the bounds are the noise's.
 
 use airlock_engine::{Request, Sampling};
+use airlock_kernels::Isa;
 use airlock_tests::{default_model, reference_path};
 use serde::Deserialize;
 
@@ -29,19 +44,35 @@ struct Scored {
     logit: f32,
 }
 
-/// How far a logit may be from llama.cpp's. The goal is 0.25, but llama.cpp is itself up to
-/// 0.58 away from the exact f32 logits (the PEFT reference README measured it), and our 8-bit
-/// activation path is ~0.2 (mean) from them too, while our f32 path matches them to < 0.01
-/// (`f32_reference.rs`). Over the 245 reference logits (top-10 at each prompt's end, top-5 at
-/// nine greedy steps) we measure max 0.51, mean 0.15; rounding our KV cache and queries to f16
-/// as llama.cpp stores them made it worse (0.58-0.76), so the gap is not there. This bound keeps
-/// what we have from regressing; issue 3 notes it.
-const LOGIT_TOLERANCE: f32 = 0.6;
+/// What "matches llama.cpp" means on this CPU (see the module doc).
+struct Bounds {
+    /// How far a logit may be from llama.cpp's.
+    logit: f32,
+    /// Where llama.cpp's own top-2 margin is below this, our top-1 may be its second, and a
+    /// greedy continuation is compared only up to there.
+    decisive_margin: f32,
+    /// Whether our top 10 must be llama.cpp's as a set (else its top 5 must be in our top 10).
+    same_top10: bool,
+}
 
-/// Where llama.cpp's own top-2 margin is below this, the noise above can swap the two, and a
-/// different greedy token is not a wrong model (our divergences were all at margins under 0.2).
-/// Above it, tokens must be identical.
-const DECISIVE_MARGIN: f32 = 0.5;
+fn bounds() -> Bounds {
+    if Isa::best() == Isa::Avx512Vnni {
+        // The reference's kind of CPU: issue 3's criteria.
+        Bounds {
+            logit: 0.25,
+            decisive_margin: 0.0,
+            same_top10: true,
+        }
+    } else {
+        // Another ggml build's rounding, amplified by 8-bit noise: up to ~0.5 (our divergent
+        // greedy tokens were all at llama.cpp margins under 0.2).
+        Bounds {
+            logit: 0.6,
+            decisive_margin: 0.5,
+            same_top10: false,
+        }
+    }
+}
 
 fn reference() -> Reference {
     let path = reference_path("smollm2-135m-instruct-q4_1.llamacpp.json");
@@ -63,12 +94,13 @@ fn top(logits: &[f32], n: usize) -> Vec<u32> {
 #[test]
 fn last_position_top10_matches_llamacpp() {
     let (model, _) = default_model();
+    let bounds = bounds();
     for case in reference().prompts {
         let mut cache = model.new_cache(case.prompt_token_ids.len());
         let logits = model.next_logits(&case.prompt_token_ids, &mut cache);
         let expected: Vec<u32> = case.last_position_top10.iter().map(|s| s.id).collect();
         let got = top(&logits, 10);
-        if margin(&case.last_position_top10) >= DECISIVE_MARGIN {
+        if margin(&case.last_position_top10) >= bounds.decisive_margin {
             assert_eq!(got[0], expected[0], "top-1 for {:?}", case.prompt);
         } else {
             assert!(
@@ -81,7 +113,7 @@ fn last_position_top10_matches_llamacpp() {
         for s in &case.last_position_top10 {
             let diff = (logits[s.id as usize] - s.logit).abs();
             assert!(
-                diff <= LOGIT_TOLERANCE,
+                diff <= bounds.logit,
                 "token {} logit {} vs llama.cpp {} in {:?}",
                 s.id,
                 logits[s.id as usize],
@@ -89,14 +121,20 @@ fn last_position_top10_matches_llamacpp() {
                 case.prompt
             );
         }
-        // Near-ties lower down may swap: llama.cpp's top 5 must be in our top 10.
-        let ours = top(&logits, 10);
-        for id in &expected[..5] {
-            assert!(
-                ours.contains(id),
-                "llama.cpp's top-5 token {id} is not in our top 10 for {:?}",
-                case.prompt
-            );
+        if bounds.same_top10 {
+            let (mut ours, mut theirs) = (got.clone(), expected.clone());
+            ours.sort_unstable();
+            theirs.sort_unstable();
+            assert_eq!(ours, theirs, "top-10 set for {:?}", case.prompt);
+        } else {
+            // Near-ties lower down may swap: llama.cpp's top 5 must be in our top 10.
+            for id in &expected[..5] {
+                assert!(
+                    got.contains(id),
+                    "llama.cpp's top-5 token {id} is not in our top 10 for {:?}",
+                    case.prompt
+                );
+            }
         }
     }
 }
@@ -105,6 +143,7 @@ fn last_position_top10_matches_llamacpp() {
 fn greedy_continuations_match_llamacpp() {
     let (model, tokenizer) = default_model();
     let reference = reference();
+    let bounds = bounds();
     let mut compared = 0;
     for case in &reference.prompts {
         // Margins llama.cpp saw before each greedy token (known for the first nine).
@@ -118,7 +157,7 @@ fn greedy_continuations_match_llamacpp() {
         let n = margins
             .iter()
             .take(limit)
-            .take_while(|&&m| m >= DECISIVE_MARGIN)
+            .take_while(|&&m| m >= bounds.decisive_margin)
             .count();
         let n = if n == margins.len().min(limit) { limit } else { n };
         let request = Request {
@@ -158,18 +197,19 @@ fn greedy_continuations_match_llamacpp() {
 fn teacher_forced_top5_logits_match_llamacpp() {
     // Position `step` holds the logits after feeding greedy token `step`.
     let (model, _) = default_model();
+    let bounds = bounds();
     for case in reference().prompts {
         let mut cache = model.new_cache(case.prompt_token_ids.len() + case.greedy_positions_top5.len());
         model.next_logits(&case.prompt_token_ids, &mut cache);
         for (step, expected) in case.greedy_positions_top5.iter().enumerate() {
             let logits = model.next_logits(&[case.greedy_token_ids[step]], &mut cache);
-            if margin(expected) >= DECISIVE_MARGIN {
+            if margin(expected) >= bounds.decisive_margin {
                 assert_eq!(top(&logits, 1)[0], expected[0].id, "step {step} of {:?}", case.prompt);
             }
             for s in expected {
                 let diff = (logits[s.id as usize] - s.logit).abs();
                 assert!(
-                    diff <= LOGIT_TOLERANCE,
+                    diff <= bounds.logit,
                     "step {step}: token {} logit {} vs {}",
                     s.id,
                     logits[s.id as usize],

@@ -4,8 +4,14 @@
 //! Decoding is bound by memory bandwidth: every weight is read once per token, so weights stay
 //! packed (4.5-8.5 bits each) and each activation row is quantized to 8 bits once per product
 //! ([`Q8Block`], llama.cpp's `block_q8_0` / `block_q8_1`; [`Q8KBlock`], its `block_q8_K`, for the
-//! K-quants), letting the inner loop multiply small integers. Quantizing activations the way
-//! llama.cpp does also makes our logits agree with its.
+//! K-quants), letting the inner loop multiply small integers.
+//!
+//! The default model's path rounds exactly as llama.cpp's CPU build does on x86-64: activation
+//! blocks as ggml quantizes them, Q4_1 products summed in ggml's order, and in [`ops`] its
+//! RMSNorm, RoPE, `expf` and f16 attention. Nothing less would do: each product's 8-bit
+//! activations turn a last-bit difference into a whole quantum now and then, and through 30
+//! layers those grow to logits ~0.2 apart, while with every rounding matched the default model's
+//! logits are llama.cpp's to ~1e-5 (the output head's order) and so are its greedy tokens.
 //!
 //! Design decisions:
 //! - **Hand-written SIMD.** No crate computes dot products of GGUF blocks with quantized

@@ -6,17 +6,30 @@
 //! They exist because a decode step does little arithmetic per op: run as separate tensor ops,
 //! each would pay an allocation and a dispatch for a few hundred floats, which costs more than the
 //! arithmetic. Plain Rust with fixed-width lane accumulators, compiled for the baseline target
-//! (NEON on AArch64) and, on x86-64, again with AVX2, picked at run time like the matmul kernels.
+//! (NEON on AArch64) and, on x86-64, again with AVX2 (or AVX-512), picked at run time like the
+//! matmul kernels.
+//!
+//! Each rounds as llama.cpp's CPU build for this machine does, to the last bit: RMSNorm sums its
+//! squares in f64, RoPE fuses the multiply-adds GCC fuses in ggml, SiLU and softmax use ggml's own
+//! `expf` ([`expf`]), and attention can reproduce llama.cpp's f16 KV cache ([`attention`]).
+//! Why the last bit: the 8-bit quantization of the next matmul's input turns a last-bit
+//! difference into a whole quantum now and then, and 30 layers grow those into logits ~0.2 apart.
 
 #![allow(unsafe_code)]
 
+mod attention;
+mod expf;
+
+pub use attention::{AttnPrecision, attend};
+
 #[cfg(target_arch = "x86_64")]
 use crate::Isa;
+use expf::{Ggml, expf};
 
-/// Defines `pub fn $name` that runs `$body` compiled with AVX2 where the CPU has it.
+/// Defines `pub fn $name` that runs `$body` compiled with AVX2 and FMA where the CPU has them.
 ///
-/// Products and sums stay separate (no fused multiply-add): the logits' 8-bit activation noise
-/// amplifies last-bit changes here, and unfused arithmetic keeps them where the tensor ops had them.
+/// Rust never fuses a multiply and an add on its own, so the arithmetic is exactly what the body
+/// writes: `mul_add` where ggml's compiled code has a fused multiply-add, `*` and `+` elsewhere.
 macro_rules! multiversion {
     ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -25,13 +38,13 @@ macro_rules! multiversion {
             fn imp($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     imp($($arg),*)
                 }
                 if Isa::best() != Isa::Scalar {
-                    // SAFETY: on x86-64 every available non-scalar instruction set includes AVX2, and
-                    // `Isa::best` only returns one this CPU has.
+                    // SAFETY: on x86-64 every available non-scalar instruction set includes AVX2
+                    // and FMA, and `Isa::best` only returns one this CPU has.
                     return unsafe { avx2($($arg),*) };
                 }
             }
@@ -40,7 +53,8 @@ macro_rules! multiversion {
     };
 }
 
-/// Lanes of the accumulators: two AVX2 registers, so sums are independent chains.
+/// Lanes of the exact attention's accumulators: two AVX2 registers, so sums are independent
+/// chains.
 const LANES: usize = 16;
 
 #[inline(always)]
@@ -66,11 +80,14 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
 }
 
 multiversion! {
-    /// `out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * gain` for each row `r` of `gain.len()` values.
+    /// `out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * gain` for each row `r` of `gain.len()` values,
+    /// as ggml's `rms_norm` and `mul` round it: the squares (f32) summed in order in f64.
     pub fn rms_norm(x: &[f32], gain: &[f32], eps: f32, out: &mut [f32]) {
         let dim = gain.len();
         for (row, out) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-            let scale = 1.0 / (dot_lanes(row, row) / dim as f32 + eps).sqrt();
+            let sum: f64 = row.iter().map(|&v| f64::from(v * v)).sum();
+            let mean = (sum / dim as f64) as f32;
+            let scale = 1.0 / (mean + eps).sqrt();
             for ((o, &v), &g) in out.iter_mut().zip(row).zip(gain) {
                 *o = v * scale * g;
             }
@@ -81,148 +98,104 @@ multiversion! {
 multiversion! {
     /// Rotates every head of one position in place: `x` is `[heads, head_dim]`, `cos` and `sin`
     /// are that position's `[head_dim / 2]` angles; pair `(x[2i], x[2i+1])` turns by angle `i`.
+    /// The products are fused as GCC fuses them in ggml's `rope` (`x0 * cos` into each).
     pub fn rope(x: &mut [f32], cos: &[f32], sin: &[f32]) {
         let half = cos.len();
         for head in x.chunks_exact_mut(2 * half) {
             for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
                 let (e, o) = (pair[0], pair[1]);
-                pair[0] = e * c - o * s;
-                pair[1] = e * s + o * c;
+                pair[0] = e.mul_add(c, -(o * s));
+                pair[1] = e.mul_add(s, o * c);
             }
         }
     }
 }
 
-multiversion! {
-    /// SwiGLU's gate: `gate[i] = silu(gate[i]) * up[i]`, with `silu(x) = x / (1 + e^-x)`.
-    pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-        for (g, &u) in gate.iter_mut().zip(up) {
-            *g = *g / (1.0 + (-*g).exp()) * u;
+/// SwiGLU's gate: `gate[i] = silu(gate[i]) * up[i]`, with `silu(x) = x / (1 + e^-x)`, as ggml's
+/// `swiglu` computes it: a vector of lanes at a time with ggml's `expf`, any rest with libm's.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if Ggml::native() == Ggml::Avx512 {
+            // SAFETY: `Ggml::Avx512` is native only where `Isa::Avx512Vnni` is available, and that
+            // includes AVX-512 F/DQ, AVX2 and FMA.
+            unsafe { x86::silu_mul_avx512(gate, up) };
+            return;
+        }
+        if Isa::best() != Isa::Scalar {
+            // SAFETY: every non-scalar x86-64 instruction set includes AVX2 and FMA.
+            unsafe { x86::silu_mul_avx2(gate, up) };
+            return;
         }
     }
+    silu_mul_lanes::<8>(Ggml::Avx2, gate, up);
 }
 
-/// One query head's attention at one position over `t` cached positions: `q` and `out` are
-/// `[head_dim]`, `keys` and `values` are `[t, head_dim]`, `scores` is scratch of at least `t`.
-/// Computes `out = softmax(scale * keys q) values`.
-pub fn attend(q: &[f32], keys: &[f32], values: &[f32], scale: f32, scores: &mut [f32], out: &mut [f32]) {
-    let hd = q.len();
-    assert!(keys.len() == values.len() && keys.len().is_multiple_of(hd) && out.len() == hd);
-    assert!(scores.len() >= keys.len() / hd, "scores has room for every position");
+#[inline(always)]
+fn silu_mul_lanes<const W: usize>(flavor: Ggml, gate: &mut [f32], up: &[f32]) {
+    let mut gates = gate.chunks_exact_mut(W);
+    let mut ups = up.chunks_exact(W);
+    for (g, u) in (&mut gates).zip(&mut ups) {
+        for (g, &u) in g.iter_mut().zip(u) {
+            *g = *g / (1.0 + expf(flavor, 0.0 - *g)) * u;
+        }
+    }
+    for (g, &u) in gates.into_remainder().iter_mut().zip(ups.remainder()) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// Rounds every value to the nearest f16 (ties to even) and back, in place: what storing it in
+/// an f16 tensor does, as llama.cpp's KV cache and the f16 operands of its attention products do.
+pub fn round_to_f16(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if Isa::best() != Isa::Scalar && hd.is_multiple_of(LANES) {
-        // SAFETY: on x86-64 every available non-scalar instruction set includes AVX2; lengths were checked.
-        unsafe { x86::attend(q, keys, values, scale, scores, out) };
+    if Isa::best() != Isa::Scalar {
+        // SAFETY: on x86-64 every available non-scalar instruction set includes F16C.
+        unsafe { x86::round_to_f16(x) };
         return;
     }
-    attend_portable(q, keys, values, scale, scores, out);
+    x.iter_mut().for_each(|v| *v = half::f16::from_f32(*v).to_f32());
 }
 
-/// The reference for [`attend`]; the AVX2 version computes bit for bit the same.
-fn attend_portable(q: &[f32], keys: &[f32], values: &[f32], scale: f32, scores: &mut [f32], out: &mut [f32]) {
-    let hd = q.len();
-    let t = keys.len() / hd;
-    for (s, k) in scores[..t].iter_mut().zip(keys.chunks_exact(hd)) {
-        *s = dot_lanes(q, k);
-    }
-    softmax(&mut scores[..t], scale);
-    out.fill(0.0);
-    for (&p, v) in scores[..t].iter().zip(values.chunks_exact(hd)) {
-        out.iter_mut().zip(v).for_each(|(o, &x)| *o += p * x);
-    }
-}
-
-/// Attention with explicit AVX2: the compiler, left alone, vectorizes across keys with gathers.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::softmax;
+    use super::{Ggml, silu_mul_lanes};
 
-    /// [`super::dot_lanes`] for `a.len()` a multiple of 16, with the same order of operations.
+    /// # Safety
+    /// AVX-512 F and DQ, AVX2 and FMA must be available.
+    #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+    pub(super) unsafe fn silu_mul_avx512(gate: &mut [f32], up: &[f32]) {
+        silu_mul_lanes::<16>(Ggml::Avx512, gate, up);
+    }
+
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn silu_mul_avx2(gate: &mut [f32], up: &[f32]) {
+        silu_mul_lanes::<8>(Ggml::Avx2, gate, up);
+    }
+
+    /// [`super::round_to_f16`] with F16C, eight values at a time.
     ///
     /// # Safety
-    /// AVX2 must be available; `a` and `b` are the same length, a multiple of 16.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        // SAFETY: every load is inside `a` and `b` (the caller's length contract).
-        unsafe {
-            let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-            for c in (0..a.len()).step_by(16) {
-                lo = _mm256_add_ps(
-                    lo,
-                    _mm256_mul_ps(_mm256_loadu_ps(pa.add(c)), _mm256_loadu_ps(pb.add(c))),
-                );
-                hi = _mm256_add_ps(
-                    hi,
-                    _mm256_mul_ps(_mm256_loadu_ps(pa.add(c + 8)), _mm256_loadu_ps(pb.add(c + 8))),
-                );
-            }
-            // The halving tree: lanes i + 8, i + 4, i + 2, i + 1 onto lane i.
-            let v8 = _mm256_add_ps(lo, hi);
-            let v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
-            let v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
-            let v1 = _mm_add_ss(v2, _mm_shuffle_ps(v2, v2, 1));
-            _mm_cvtss_f32(v1)
-        }
-    }
-
-    /// # Safety
-    /// AVX2 must be available; `q.len()` is a multiple of 16, `keys` and `values` are whole rows
-    /// of it, `scores` holds a score per row and `out` is one row.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn attend(
-        q: &[f32],
-        keys: &[f32],
-        values: &[f32],
-        scale: f32,
-        scores: &mut [f32],
-        out: &mut [f32],
-    ) {
-        let hd = q.len();
-        let t = keys.len() / hd;
-        for (s, k) in scores[..t].iter_mut().zip(keys.chunks_exact(hd)) {
-            // SAFETY: `k` is one row, as long as `q`.
-            *s = unsafe { dot(q, k) };
-        }
-        softmax(&mut scores[..t], scale);
-        // Columns 64 at a time, so the eight accumulators stay in registers across all rows.
-        for c0 in (0..hd).step_by(64) {
-            let width = (hd - c0).min(64);
-            let mut acc = [_mm256_setzero_ps(); 8];
-            for (j, &p) in scores[..t].iter().enumerate() {
-                let p = _mm256_set1_ps(p);
-                let row = values[j * hd + c0..].as_ptr();
-                for (r, a) in acc.iter_mut().enumerate().take(width / 8) {
-                    // SAFETY: column `c0 + 8r + 7 < hd`, inside row `j`.
-                    *a = unsafe { _mm256_add_ps(*a, _mm256_mul_ps(p, _mm256_loadu_ps(row.add(8 * r)))) };
-                }
-            }
-            for (r, a) in acc.iter().enumerate().take(width / 8) {
-                // SAFETY: as above, inside `out`.
-                unsafe { _mm256_storeu_ps(out[c0 + 8 * r..].as_mut_ptr(), *a) };
+    /// F16C must be available.
+    #[target_feature(enable = "avx2,f16c")]
+    pub(super) unsafe fn round_to_f16(x: &mut [f32]) {
+        let mut chunks = x.chunks_exact_mut(8);
+        for c in &mut chunks {
+            // SAFETY: `c` is 8 floats; the loads and stores are unaligned.
+            unsafe {
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(c.as_ptr()));
+                _mm256_storeu_ps(c.as_mut_ptr(), _mm256_cvtph_ps(h));
             }
         }
+        for v in chunks.into_remainder() {
+            let h = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(*v));
+            *v = _mm_cvtss_f32(_mm_cvtph_ps(h));
+        }
     }
-}
-
-/// `x = softmax(scale * x)`.
-#[inline]
-fn softmax(x: &mut [f32], scale: f32) {
-    let mut max = f32::NEG_INFINITY;
-    for s in x.iter_mut() {
-        *s *= scale;
-        max = max.max(*s);
-    }
-    let mut sum = 0.0;
-    for s in x.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    let inv = 1.0 / sum;
-    x.iter_mut().for_each(|s| *s *= inv);
 }
 
 #[cfg(test)]
@@ -247,54 +220,20 @@ mod tests {
     }
 
     #[test]
-    fn attention_weights_values_by_the_softmax_of_scaled_scores() {
-        let q = [1.0, 0.0];
-        let keys = [0.0, 0.0, 2.0, 0.0]; // scores 0 and 2 (scale 1)
-        let values = [1.0, 0.0, 0.0, 1.0];
-        let (mut scores, mut out) = ([0.0; 2], [0.0; 2]);
-        attend(&q, &keys, &values, 1.0, &mut scores, &mut out);
-        let p1 = 2f32.exp() / (1.0 + 2f32.exp());
-        assert!(
-            (out[0] - (1.0 - p1)).abs() < 1e-6 && (out[1] - p1).abs() < 1e-6,
-            "{out:?}"
-        );
-    }
-
-    #[test]
-    fn simd_attention_is_bit_identical_to_the_portable_loop() {
-        for (hd, t) in [(64, 1), (64, 37), (128, 9), (80, 5)] {
-            let q: Vec<f32> = (0..hd).map(|i| (i as f32 * 0.37).sin()).collect();
-            let keys: Vec<f32> = (0..t * hd).map(|i| (i as f32 * 0.11).cos()).collect();
-            let values: Vec<f32> = (0..t * hd).map(|i| (i as f32 * 0.07).sin()).collect();
-            let (mut scores, mut fast, mut slow) = (vec![0.0; t], vec![0.0; hd], vec![0.0; hd]);
-            attend(&q, &keys, &values, 0.125, &mut scores, &mut fast);
-            attend_portable(&q, &keys, &values, 0.125, &mut scores, &mut slow);
-            assert_eq!(fast, slow, "hd {hd}, t {t}");
-        }
-    }
-
-    #[test]
-    fn attention_matches_the_softmax_written_out() {
-        for hd in [64, 128] {
-            let t = 7;
-            let q: Vec<f32> = (0..hd).map(|i| (i as f32 * 0.37).sin()).collect();
-            let keys: Vec<f32> = (0..t * hd).map(|i| (i as f32 * 0.11).cos()).collect();
-            let values: Vec<f32> = (0..t * hd).map(|i| (i as f32 * 0.07).sin()).collect();
-            let (mut scores, mut out) = (vec![0.0; t], vec![0.0; hd]);
-            attend(&q, &keys, &values, 0.125, &mut scores, &mut out);
-            // The same attention, written out.
-            let s: Vec<f32> = keys
-                .chunks(hd)
-                .map(|k| 0.125 * k.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>())
-                .collect();
-            let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let e: Vec<f32> = s.iter().map(|x| (x - max).exp()).collect();
-            let sum: f32 = e.iter().sum();
-            for d in 0..hd {
-                let want: f32 = (0..t).map(|j| e[j] / sum * values[j * hd + d]).sum();
-                assert!((out[d] - want).abs() < 1e-5, "hd {hd}, d {d}: {} vs {want}", out[d]);
-            }
-        }
+    fn rounding_to_f16_is_to_nearest_even_like_half_on_every_path() {
+        // Every f16 ulp is 2^-10 here: 1 + 2^-11 is a tie (to 1.0), 1 + 3 * 2^-11 is one (up).
+        let mut x: Vec<f32> = vec![
+            1.0 + 2f32.powi(-11),
+            1.0 + 3.0 * 2f32.powi(-11),
+            1e-3,
+            -7.123_456,
+            70_000.0,
+        ];
+        x.extend((0..37).map(|i| (i as f32 * 0.377).sin() * 10.0));
+        let want: Vec<f32> = x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+        round_to_f16(&mut x);
+        assert_eq!(x, want);
+        assert_eq!(&x[..2], &[1.0, 1.0 + 2.0 * 2f32.powi(-10)]);
     }
 
     #[test]
@@ -303,5 +242,37 @@ mod tests {
         silu_mul(&mut g, &[5.0, 2.0]);
         assert_eq!(g[0], 0.0);
         assert!((g[1] - 2.0 / (1.0 + (-1f32).exp())).abs() < 1e-6);
+    }
+
+    #[test]
+    fn silu_mul_is_the_portable_loop_for_this_cpus_ggml_build_with_a_libm_tail() {
+        // 16 + 16 + 5: whole vectors on either build, then a tail.
+        let gate: Vec<f32> = (0..37).map(|i| (i as f32 * 0.731).sin() * 9.0).collect();
+        let up: Vec<f32> = (0..37).map(|i| (i as f32 * 0.3).cos()).collect();
+        let (mut fast, mut slow) = (gate.clone(), gate.clone());
+        silu_mul(&mut fast, &up);
+        match Ggml::native() {
+            Ggml::Avx512 => silu_mul_lanes::<16>(Ggml::Avx512, &mut slow, &up),
+            Ggml::Avx2 => silu_mul_lanes::<8>(Ggml::Avx2, &mut slow, &up),
+        }
+        assert_eq!(fast, slow);
+        for ((&f, &g), &u) in fast.iter().zip(&gate).zip(&up) {
+            let exact = g / (1.0 + (-g).exp()) * u;
+            assert!(
+                (f - exact).abs() <= 4.0 * f32::EPSILON * exact.abs().max(1e-30),
+                "{f} vs {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn rope_fuses_the_cosine_product_into_each_output() {
+        // Values whose unfused products round differently from the fused ones, in both outputs.
+        let (e, o, c, s) = (1.234_567_8f32, 0.333_333_34f32, 0.28f32, 0.96f32);
+        let mut x = [e, o];
+        rope(&mut x, &[c], &[s]);
+        assert_eq!(x, [e.mul_add(c, -(o * s)), e.mul_add(s, o * c)]);
+        assert_ne!(x[0], e * c - o * s);
+        assert_ne!(x[1], e * s + o * c);
     }
 }

@@ -1,7 +1,11 @@
-//! 8-bit quantization of activation rows in blocks of 32 (llama.cpp's `quantize_row_q8_1_ref`,
-//! ggml-quants.c): `d = max|x| / 127`, `q = round(x / d)` (half away from zero), and the block's
-//! sum `s = d * Σq` for formats with an offset (Q4_1). `d` and `s` are rounded to f16, as ggml
-//! stores them.
+//! 8-bit quantization of activation rows in blocks of 32, as ggml-cpu's SIMD `quantize_row_q8_0`
+//! and `quantize_row_q8_1` do (ggml-cpu/arch/x86/quants.c, arch/arm/quants.c): `d = max|x| / 127`,
+//! `q = round(x * id)` to nearest with ties to even (`vroundps`, `vcvtnq`; only the portable
+//! `_ref` versions round ties away from zero), where `id` is `127 / max|x|` on x86-64 and `1 / d`
+//! on Arm, and the block's sum `s = d * Σq` for formats with an offset (Q4_1). `d` and `s` are
+//! rounded to f16, as ggml stores them. Matching these details bit for bit matters: one tie
+//! rounded the other way moves a whole block's product, and the difference grows through the
+//! layers to more than all the float rounding of a forward pass.
 #![allow(unsafe_code)]
 
 use half::f16;
@@ -29,7 +33,7 @@ pub fn quantize_row_q8(x: &[f32], out: &mut [Q8Block]) {
     quantize(x, out);
 }
 
-/// The same code compiled for AVX2, where `round` becomes `vroundps` instead of a libm call.
+/// The same code compiled for AVX2, where the rounding becomes `vroundps` instead of a libm call.
 ///
 /// # Safety
 /// AVX2 must be available.
@@ -44,14 +48,27 @@ fn quantize(x: &[f32], out: &mut [Q8Block]) {
     for (block, xs) in out.iter_mut().zip(x.chunks_exact(BLOCK)) {
         let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = inverse_scale(amax, d);
         let mut sum = 0i32;
         for (q, &v) in block.qs.iter_mut().zip(xs) {
-            *q = (v * id).round() as i8;
+            *q = (v * id).round_ties_even() as i8;
             sum += *q as i32;
         }
         block.d = round_f16(d);
         block.s = round_f16(sum as f32 * d);
+    }
+}
+
+/// The factor that maps a block onto -127..=127, computed as llama.cpp computes it on this
+/// architecture (the two differ in the last bit for some `amax`).
+#[inline(always)]
+fn inverse_scale(amax: f32, d: f32) -> f32 {
+    if amax == 0.0 {
+        0.0
+    } else if cfg!(target_arch = "aarch64") {
+        1.0 / d
+    } else {
+        127.0 / amax
     }
 }
 
@@ -81,6 +98,17 @@ mod tests {
         quantize_row_q8(&[0.0; 32], &mut blocks);
         assert_eq!(blocks[0].d, 0.0);
         assert!(blocks[0].qs.iter().all(|&q| q == 0));
+    }
+
+    #[test]
+    fn ties_round_to_even_as_ggml_cpu_does() {
+        // amax 127 makes `127 / amax` exactly 1, so x * id is x: 2.5 -> 2, 3.5 -> 4, -0.5 -> 0.
+        let mut x = [0.0f32; 32];
+        x[..5].copy_from_slice(&[127.0, 2.5, 3.5, -0.5, -1.5]);
+        let mut blocks = vec![Q8Block::default(); 1];
+        quantize_row_q8(&x, &mut blocks);
+        assert_eq!(blocks[0].qs[..5], [127, 2, 4, 0, -2]);
+        assert_eq!(blocks[0].s, round_f16(131.0));
     }
 
     #[test]

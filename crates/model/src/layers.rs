@@ -18,13 +18,15 @@ mod causal;
 mod host;
 pub(crate) use host::HostPass;
 
-/// How projections hold their weights.
+/// How projections hold their weights, and so how the CPU path rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// The file's blocks where a CPU kernel exists (8-bit activations, as llama.cpp).
+    /// The file's blocks where a CPU kernel exists, rounded as llama.cpp rounds: 8-bit
+    /// activations and, on the CPU path, llama.cpp's f16 KV cache and attention operands.
     #[default]
     Packed,
-    /// Everything dequantized to f32: exact arithmetic, for checking against f32 references.
+    /// Everything dequantized to f32, attention in f32: exact arithmetic, for checking against
+    /// f32 references.
     F32,
 }
 

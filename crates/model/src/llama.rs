@@ -27,6 +27,8 @@ pub struct Llama {
     /// The embedding's rows when tied.
     output: Linear,
     rope: Rope,
+    /// How projections hold their weights, and so which numerics the CPU path follows.
+    precision: Precision,
     device: Device,
 }
 
@@ -98,6 +100,7 @@ impl Llama {
             embedding,
             output,
             config: cfg,
+            precision,
             device: device.clone(),
         })
     }
@@ -229,6 +232,7 @@ impl Llama {
             config: &self.config,
             rope: &self.rope,
             lora,
+            precision: self.precision,
             batch,
             seq,
         }

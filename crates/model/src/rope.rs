@@ -1,6 +1,9 @@
 //! Rotary position embedding (Su et al., 2021, "RoFormer") in GGUF's layout: each head's
 //! dimensions are rotated in adjacent pairs `(x[2i], x[2i+1])` by angle `pos * base^(-2i/d)`,
-//! as llama.cpp's `LLAMA_ROPE_TYPE_NORM` does on its row-permuted q/k weights.
+//! as llama.cpp's `LLAMA_ROPE_TYPE_NORM` does on its row-permuted q/k weights. The angles are
+//! computed as ggml computes them (`ggml_rope_cache_init`): in f32, starting from `pos` and
+//! multiplying by `base^(-2/d)` once per pair, then libm's `cosf` and `sinf`, so the CPU path's
+//! rotations match llama.cpp's to the last bit.
 
 use burn::tensor::{Device, Tensor, TensorData, s};
 
@@ -19,12 +22,13 @@ impl Rope {
         let half = head_dim / 2;
         let mut cos = Vec::with_capacity(max_len * half);
         let mut sin = Vec::with_capacity(max_len * half);
+        let step = base.powf(-2.0 / head_dim as f32);
         for pos in 0..max_len {
-            for i in 0..half {
-                let freq = (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
-                let angle = pos as f64 * freq;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
+            let mut angle = pos as f32;
+            for _ in 0..half {
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+                angle *= step;
             }
         }
         let table = |v: &Vec<f32>| Tensor::from_data(TensorData::new(v.clone(), [max_len, half]), device);

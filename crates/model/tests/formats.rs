@@ -4,7 +4,9 @@
 
 use airlock_gguf::GgufWriter;
 use airlock_model::tiny::{DIM, FFN, HEAD_DIM, HEADS, KV_HEADS, LAYERS, VOCAB, random_weights, write_gguf};
-use airlock_model::{GgufSource, KvCache, LayerWeight, Llama, SafetensorsSource, WeightName, default_device};
+use airlock_model::{
+    GgufSource, KvCache, LayerWeight, Llama, Precision, SafetensorsSource, WeightName, default_device,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -200,7 +202,8 @@ fn cpu_inference_path_matches_the_burn_graph_through_the_cache() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gguf = write_gguf(dir.path(), &random_weights(false)).expect("gguf written");
     let device = default_device();
-    let model = Llama::load(&GgufSource::open(&gguf).expect("gguf"), &device).expect("load");
+    // The exact CPU path: the packed one rounds attention's operands to f16 as llama.cpp does.
+    let model = Llama::load_with(&GgufSource::open(&gguf).expect("gguf"), &device, Precision::F32).expect("load");
     let lora = airlock_model::LoraBatch::none();
     // The burn graph (`forward`, for other devices and for training), last position's logits.
     let graph = |tokens: &[u32], cache: &mut KvCache| {
@@ -221,4 +224,25 @@ fn cpu_inference_path_matches_the_burn_graph_through_the_cache() {
             .fold(0.0f32, f32::max);
         assert!(max_diff < 1e-4, "CPU path and burn graph differ by {max_diff}");
     }
+}
+
+#[test]
+fn packed_cpu_path_keeps_llamacpp_f16_kv_cache_and_the_f32_path_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gguf = write_gguf(dir.path(), &random_weights(false)).expect("gguf written");
+    let source = GgufSource::open(&gguf).expect("gguf");
+    let device = default_device();
+    let packed = logits_of(&Llama::load_with(&source, &device, Precision::Packed).expect("load"));
+    let exact = logits_of(&Llama::load_with(&source, &device, Precision::F32).expect("load"));
+    let max_diff = packed
+        .iter()
+        .zip(&exact)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    // The tiny model's weights are f32 (no 8-bit kernels), so the difference is the f16 cache.
+    assert!(
+        max_diff > 0.0,
+        "the packed path should round keys, values and weights to f16"
+    );
+    assert!(max_diff < 1e-2, "f16 attention operands moved the logits by {max_diff}");
 }

@@ -1,6 +1,9 @@
 //! AVX2 + FMA + F16C dot products of Q4_0 / Q4_1 / Q8_0 weight rows with Q8 activation rows,
 //! after ggml's `ggml_vec_dot_q4_0_q8_0`, `..._q4_1_q8_1`, `..._q8_0_q8_0` (ggml-cpu/arch/x86/
 //! quants.c): unpack a block to 32 bytes, `maddubs` + `madd` to eight i32 sums, scale in f32.
+//! Q4_1 (the default model's format) also adds in ggml's order, so its sums are llama.cpp's
+//! exactly; Q4_0 and Q8_0 use two accumulators for speed (llama.cpp's own Q4_0 path repacks
+//! the weights and sums in yet another order, so there is no single order to match).
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
@@ -69,8 +72,8 @@ pub(super) fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
 
-/// Block `b` of `w` against block `b` of each of the `N` activation rows, added to `acc`
-/// (scaled integer products) and `mins` (Q4_1's `m * s`).
+/// Block `b` of `w` (Q4_0 or Q8_0) against block `b` of each of the `N` activation rows, added
+/// to `acc` (scaled integer products).
 ///
 /// # Safety
 /// `w` must hold at least `b + 1` blocks of `F`.
@@ -82,26 +85,21 @@ pub(super) unsafe fn step<const F: u8, const N: usize>(
     blocks: usize,
     b: usize,
     acc: &mut [__m256; N],
-    mins: &mut [f32; N],
 ) {
     // SAFETY: the caller guarantees block `b` lies inside `w`, so every offset below does too.
-    let (dw, qx, m) = unsafe {
+    let (dw, qx) = unsafe {
         let p = w.as_ptr().add(b * block_bytes(F));
         match F {
-            Q4_0 => (f16_at(p), _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)), 0.0),
-            Q4_1 => (f16_at(p), nibbles(p.add(4)), f16_at(p.add(2))),
-            _ => (f16_at(p), _mm256_loadu_si256(p.add(2).cast()), 0.0),
+            Q4_0 => (f16_at(p), _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8))),
+            _ => (f16_at(p), _mm256_loadu_si256(p.add(2).cast())),
         }
     };
     for k in 0..N {
         let a = &act[k * blocks + b];
         // SAFETY: `a.qs` is 32 bytes.
         let qy = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
-        let sums = if F == Q4_1 { madd_us(qx, qy) } else { madd_ss(qx, qy) };
+        let sums = madd_ss(qx, qy);
         acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a.d), _mm256_cvtepi32_ps(sums), acc[k]);
-        if F == Q4_1 {
-            mins[k] += m * a.s;
-        }
     }
 }
 
@@ -113,22 +111,21 @@ unsafe fn rows<const F: u8, const N: usize>(w: &[u8], act: &[Q8Block], blocks: u
     // Two accumulator sets so consecutive blocks' FMAs do not wait on each other, for every `N`:
     // a row's sum must not depend on how many rows share its tile (batch invariance).
     let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
-    let mut mins = [0.0f32; N];
     let mut b = 0;
     // SAFETY (both loops): `b < blocks` and `w` holds `blocks` blocks (asserted above).
     while b + 1 < blocks {
         unsafe {
-            step::<F, N>(w, act, blocks, b, &mut acc0, &mut mins);
-            step::<F, N>(w, act, blocks, b + 1, &mut acc1, &mut mins);
+            step::<F, N>(w, act, blocks, b, &mut acc0);
+            step::<F, N>(w, act, blocks, b + 1, &mut acc1);
         }
         b += 2;
     }
     if b < blocks {
-        unsafe { step::<F, N>(w, act, blocks, b, &mut acc0, &mut mins) };
+        unsafe { step::<F, N>(w, act, blocks, b, &mut acc0) };
     }
     let mut out = [0.0f32; 4];
     for k in 0..N {
-        out[k] = hsum(_mm256_add_ps(acc0[k], acc1[k])) + mins[k];
+        out[k] = hsum(_mm256_add_ps(acc0[k], acc1[k]));
     }
     out
 }
@@ -159,11 +156,82 @@ pub(super) unsafe fn q4_0(w: &[u8], act: &[Q8Block], blocks: usize) -> [f32; 4] 
     unsafe { tile::<Q4_0>(w, act, blocks) }
 }
 
+/// Q4_1 rows summed as ggml's x86 `ggml_vec_dot_q4_1_q8_1` sums them (its AVX2 code, which its
+/// AVX-512 builds run too), so that the result is llama.cpp's to the last bit: per activation
+/// row, one 8-lane accumulator taking a fused multiply-add per block in order, the lanes added
+/// by [`hsum`]'s tree, and the minimums' `m * s` fused into one f32 sum in order (as GCC
+/// compiles ggml's `summs += m * s`), added last. `VNNI` picks `vpdpbusd` for the integer
+/// products (the same integers).
+///
+/// One dependent multiply-add per block makes the chain's latency the limit, so the rest of a
+/// block's work avoids port 5 (the shuffle port): `d` and `m` are widened straight from memory,
+/// the nibbles come from a 128-bit broadcast load and a variable shift, and `m * s` rides in lane
+/// 1 of a vector multiply-add.
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available, and AVX-512 VL and VNNI when `VNNI`.
+#[inline(always)]
+unsafe fn q4_1_rows<const N: usize, const VNNI: bool>(w: &[u8], act: &[Q8Block], blocks: usize) -> [f32; 4] {
+    assert!(w.len() >= blocks * block_bytes(Q4_1) && act.len() >= N * blocks);
+    // SAFETY: the caller guarantees the instruction sets; every pointer read is in bounds:
+    // block `b < blocks` lies inside `w` (asserted above) and is 20 bytes, `d` and `m` its first
+    // four (the other two lanes of `dm` widen nibbles and are never used); each `a.qs` is 32
+    // bytes, and `d`, `s` are the first 8 bytes of a `repr(C)` block.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut mins = [_mm_setzero_ps(); N]; // lane 1: Σ m * s
+        let (low, high) = (_mm256_set1_epi8(0x0f), _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+        for b in 0..blocks {
+            let p = w.as_ptr().add(b * block_bytes(Q4_1));
+            let dm = _mm_cvtph_ps(_mm_loadl_epi64(p.cast())); // [d, m, _, _]
+            let raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(p.add(4).cast()));
+            let qx = _mm256_and_si256(_mm256_srlv_epi32(raw, high), low);
+            for k in 0..N {
+                let a = &act[k * blocks + b];
+                let qy = _mm256_loadu_si256(a.qs.as_ptr().cast());
+                let ds = _mm_castpd_ps(_mm_load_sd(std::ptr::from_ref(a).cast::<f64>())); // [a.d, a.s, 0, 0]
+                let sums = if VNNI {
+                    _mm256_dpbusd_epi32(_mm256_setzero_si256(), qx, qy)
+                } else {
+                    madd_us(qx, qy)
+                };
+                let scale = _mm256_broadcastss_ps(_mm_mul_ps(dm, ds)); // d * a.d
+                acc[k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[k]);
+                mins[k] = _mm_fmadd_ps(dm, ds, mins[k]);
+            }
+        }
+        let mut out = [0.0f32; 4];
+        for k in 0..N {
+            out[k] = hsum(acc[k]) + _mm_cvtss_f32(_mm_movehdup_ps(mins[k]));
+        }
+        out
+    }
+}
+
+/// Dispatches [`q4_1_rows`] on the number of activation rows in `act` (1 to 4).
+///
+/// # Safety
+/// As [`q4_1_rows`].
+#[inline(always)]
+pub(super) unsafe fn q4_1_tile<const VNNI: bool>(w: &[u8], act: &[Q8Block], blocks: usize) -> [f32; 4] {
+    // SAFETY: the caller's contract is ours.
+    unsafe {
+        match super::tile_rows(act.len(), blocks) {
+            1 => q4_1_rows::<1, VNNI>(w, act, blocks),
+            2 => q4_1_rows::<2, VNNI>(w, act, blocks),
+            3 => q4_1_rows::<3, VNNI>(w, act, blocks),
+            4 => q4_1_rows::<4, VNNI>(w, act, blocks),
+            _ => per_row(act, blocks, |a| q4_1_rows::<1, VNNI>(w, a, blocks)[0]),
+        }
+    }
+}
+
 /// # Safety
 /// AVX2, FMA and F16C must be available.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn q4_1(w: &[u8], act: &[Q8Block], blocks: usize) -> [f32; 4] {
-    // SAFETY: the caller guarantees the instruction set.
-    unsafe { tile::<Q4_1>(w, act, blocks) }
+    // SAFETY: the caller guarantees the instruction set; the kernel contract holds the rest.
+    unsafe { q4_1_tile::<false>(w, act, blocks) }
 }
 
 /// # Safety

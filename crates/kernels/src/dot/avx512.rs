@@ -1,47 +1,34 @@
-//! AVX-512 VNNI dot products of Q4_0 / Q4_1 / Q8_0 weight rows with Q8 activation rows, two
-//! blocks per 512-bit register, after ggml's AVX-512 paths for `ggml_vec_dot_q4_0_q8_0` etc.
-//! (ggml-cpu/arch/x86/quants.c): `vpdpbusd` replaces AVX2's `maddubs` + `madd` pair.
+//! AVX-512 VNNI dot products of Q4_0 / Q8_0 weight rows with Q8 activation rows, two blocks per
+//! 512-bit register, after ggml's AVX-512 paths for `ggml_vec_dot_q4_0_q8_0` etc.
+//! (ggml-cpu/arch/x86/quants.c): `vpdpbusd` replaces AVX2's `maddubs` + `madd` pair. (Q4_1 runs
+//! the AVX2 kernel with `vpdpbusd`, which adds in ggml's own order.)
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
 
-use super::avx2::{Q4_0, Q4_1, Q8_0, block_bytes, hsum, step};
+use super::avx2::{Q4_0, Q8_0, block_bytes, hsum, q4_1_tile, step};
 use super::per_row;
 use crate::Q8Block;
 
-/// Blocks `b` and `b + 1` of `w` against the same blocks of each of the `N` activation rows,
-/// added to `acc` (scaled integer products) and lanes 1 and 3 of `mins` (Q4_1's `m * s`).
+/// Blocks `b` and `b + 1` of `w` (Q4_0 or Q8_0) against the same blocks of each of the `N`
+/// activation rows, added to `acc` (scaled integer products).
 ///
 /// # Safety
 /// `w` must hold at least `b + 2` blocks of `F`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn pair<const F: u8, const N: usize>(
-    w: &[u8],
-    act: &[Q8Block],
-    blocks: usize,
-    b: usize,
-    acc: &mut [__m512; N],
-    mins: &mut [__m128; N],
-) {
+unsafe fn pair<const F: u8, const N: usize>(w: &[u8], act: &[Q8Block], blocks: usize, b: usize, acc: &mut [__m512; N]) {
     let zero = _mm512_setzero_si512();
     // SAFETY: the caller guarantees blocks `b` and `b + 1` lie inside `w`.
     let (dm, qx) = unsafe {
         let p0 = w.as_ptr().add(b * block_bytes(F));
         let p1 = p0.add(block_bytes(F));
-        // Both blocks' f16 `d` (and Q4_1's `m`) in one conversion: [d0, m0, d1, m1].
-        let head = |p: *const u8| {
-            if F == Q4_1 {
-                p.cast::<i32>().read_unaligned()
-            } else {
-                i32::from(p.cast::<u16>().read_unaligned())
-            }
-        };
+        // Both blocks' f16 `d` in one conversion: [d0, 0, d1, 0].
+        let head = |p: *const u8| i32::from(p.cast::<u16>().read_unaligned());
         let dm = _mm_cvtph_ps(_mm_set_epi32(0, 0, head(p1), head(p0)));
         let qx = match F {
-            Q4_0 | Q4_1 => {
-                let at = if F == Q4_1 { 4 } else { 2 };
-                let raw = _mm256_set_m128i(_mm_loadu_si128(p1.add(at).cast()), _mm_loadu_si128(p0.add(at).cast()));
+            Q4_0 => {
+                let raw = _mm256_set_m128i(_mm_loadu_si128(p1.add(2).cast()), _mm_loadu_si128(p0.add(2).cast()));
                 let raw = _mm512_castsi256_si512(raw);
                 // 128-bit lanes [b0, b0, b1, b1], then the high nibbles of lanes 1 and 3.
                 let v = _mm512_shuffle_i64x2(raw, raw, 0b01_01_00_00);
@@ -72,20 +59,16 @@ unsafe fn pair<const F: u8, const N: usize>(
             )
         };
         let sums = match F {
-            Q4_1 => _mm512_dpbusd_epi32(zero, qx, qy),
             Q4_0 => _mm512_sub_epi32(
                 _mm512_dpbusd_epi32(zero, qx, qy),
                 _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), qy),
             ),
             _ => _mm512_dpbusd_epi32(zero, ax, _mm512_mask_sub_epi8(qy, neg, zero, qy)),
         };
-        // [d0 * a0.d, m0 * a0.s, d1 * a1.d, m1 * a1.s]
+        // [d0 * a0.d, 0, d1 * a1.d, 0]
         let prod = _mm_mul_ps(dm, ds);
         let scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(prod));
         acc[k] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), acc[k]);
-        if F == Q4_1 {
-            mins[k] = _mm_add_ps(mins[k], prod);
-        }
     }
 }
 
@@ -98,29 +81,25 @@ unsafe fn rows<const F: u8, const N: usize>(w: &[u8], act: &[Q8Block], blocks: u
     // so that a row's sum does not depend on its tile: batch invariance).
     let (mut acc0, mut acc1) = ([_mm512_setzero_ps(); N], [_mm512_setzero_ps(); N]);
     let mut tail = [_mm256_setzero_ps(); N];
-    let mut mins = [_mm_setzero_ps(); N];
-    let mut tail_mins = [0.0f32; N];
     let mut b = 0;
     // SAFETY (all three): every block touched is below `blocks`, and `w` holds `blocks` blocks.
     while b + 3 < blocks {
         unsafe {
-            pair::<F, N>(w, act, blocks, b, &mut acc0, &mut mins);
-            pair::<F, N>(w, act, blocks, b + 2, &mut acc1, &mut mins);
+            pair::<F, N>(w, act, blocks, b, &mut acc0);
+            pair::<F, N>(w, act, blocks, b + 2, &mut acc1);
         }
         b += 4;
     }
     if b + 1 < blocks {
-        unsafe { pair::<F, N>(w, act, blocks, b, &mut acc0, &mut mins) };
+        unsafe { pair::<F, N>(w, act, blocks, b, &mut acc0) };
         b += 2;
     }
     if b < blocks {
-        unsafe { step::<F, N>(w, act, blocks, b, &mut tail, &mut tail_mins) };
+        unsafe { step::<F, N>(w, act, blocks, b, &mut tail) };
     }
     let mut out = [0.0f32; 4];
     for k in 0..N {
-        let m = _mm_add_ps(mins[k], _mm_movehl_ps(mins[k], mins[k])); // lane 1: m0 s0 + m1 s1
-        let m = _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1));
-        out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k])) + hsum(tail[k]) + m + tail_mins[k];
+        out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k])) + hsum(tail[k]);
     }
     out
 }
@@ -153,9 +132,10 @@ pub(super) unsafe fn q4_0(w: &[u8], act: &[Q8Block], blocks: usize) -> [f32; 4] 
 
 /// # Safety
 /// The AVX2 set and AVX-512 F/BW/VL/DQ/VNNI must be available.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 pub(super) unsafe fn q4_1(w: &[u8], act: &[Q8Block], blocks: usize) -> [f32; 4] {
-    // SAFETY: the caller guarantees the instruction set.
-    unsafe { tile::<Q4_1>(w, act, blocks) }
+    // SAFETY: the caller guarantees the instruction set; the kernel contract holds the rest.
+    unsafe { q4_1_tile::<true>(w, act, blocks) }
 }
 
 /// # Safety

@@ -193,6 +193,54 @@ fn each_output_row_is_bit_identical_whatever_the_batch_it_comes_in() {
     }
 }
 
+/// ggml's x86 `ggml_vec_dot_q4_1_q8_1` (arch/x86/quants.c, AVX2 code) written out: per block,
+/// eight 4-product integer sums scaled by `d * a.d` into eight lanes with fused multiply-adds,
+/// the lanes added as `hsum_float_8` adds them, then `m * s` fused into one sum in order.
+fn ggml_x86_q4_1_row(row: &[u8], act: &[crate::Q8Block]) -> f32 {
+    let f16_at = |b: &[u8], at: usize| f16::from_le_bytes([b[at], b[at + 1]]).to_f32();
+    let (mut lanes, mut mins) = ([0.0f32; 8], 0.0f32);
+    for (b, a) in row.chunks_exact(20).zip(act) {
+        let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+        let q: Vec<i32> = (0..32)
+            .map(|j| i32::from(if j < 16 { b[4 + j] & 0xf } else { b[4 + j - 16] >> 4 }))
+            .collect();
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            let sum: i32 = (4 * l..4 * l + 4).map(|j| q[j] * i32::from(a.qs[j])).sum();
+            *lane = (d * a.d).mul_add(sum as f32, *lane);
+        }
+        mins = m.mul_add(a.s, mins);
+    }
+    let t: Vec<f32> = (0..4).map(|i| lanes[i] + lanes[i + 4]).collect();
+    (t[0] + t[2]) + (t[1] + t[3]) + mins
+}
+
+#[test]
+fn x86_q4_1_kernels_sum_exactly_as_ggml_x86_code_does() {
+    let isas: Vec<Isa> = [Isa::Avx2, Isa::Avx512Vnni]
+        .into_iter()
+        .filter(|i| i.is_available())
+        .collect();
+    let mut rng = StdRng::seed_from_u64(5);
+    for (rows, cols) in [(37, 96), (23, 1056)] {
+        let m = random_matrix(&mut rng, BlockFormat::Q4_1, rows, cols);
+        let x = random_activations(&mut rng, 6, cols);
+        let row_bytes = cols / 32 * 20;
+        let mut want = vec![0.0f32; 6 * rows];
+        for (i, xs) in x.chunks_exact(cols).enumerate() {
+            let mut act = vec![crate::Q8Block::default(); cols / 32];
+            crate::quantize_row_q8(xs, &mut act);
+            for r in 0..rows {
+                want[i * rows + r] = ggml_x86_q4_1_row(&m.data()[r * row_bytes..(r + 1) * row_bytes], &act);
+            }
+        }
+        for &isa in &isas {
+            let mut got = vec![f32::NAN; 6 * rows];
+            m.matmul_into_with(isa, &x, &mut got);
+            assert_eq!(got, want, "{isa:?} [{rows}x{cols}]");
+        }
+    }
+}
+
 #[test]
 fn k_quant_rows_must_be_whole_super_blocks() {
     assert!(QMatrix::new(BlockFormat::Q4_K, 1, 128, vec![0; 72]).is_err());

@@ -7,13 +7,18 @@
 //! floats; a decode step ran ~20 such ops per layer and spent more time there than in the matmuls.
 //! The weights, the layer structs and the burn path (other devices, and [`crate::Llama::forward`]
 //! for differentiation) are unchanged; adapters still add their deltas through burn.
+//!
+//! With [`Precision::Packed`] this path rounds as llama.cpp's CPU build does on x86-64: the
+//! kernels round as ggml's, and attention keeps llama.cpp's f16 KV cache (the default model's
+//! logits are llama.cpp's to ~1e-5, `tests/llamacpp_reference.rs`). [`Precision::F32`] keeps
+//! attention in f32.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use airlock_kernels::ops;
+use airlock_kernels::ops::{self, AttnPrecision};
 
-use super::{Attention, Block, Linear, LinearWeight, Mlp, RmsNorm};
+use super::{Attention, Block, Linear, LinearWeight, Mlp, Precision, RmsNorm};
 use crate::{KvCache, LlamaConfig, LoraBatch, Rope};
 
 /// What every layer of one CPU pass shares besides its input: `batch` rows of `seq` positions.
@@ -22,6 +27,7 @@ pub(crate) struct HostPass<'a> {
     pub config: &'a LlamaConfig,
     pub rope: &'a Rope,
     pub lora: &'a LoraBatch,
+    pub precision: Precision,
     pub batch: usize,
     pub seq: usize,
 }
@@ -87,20 +93,38 @@ impl Attention {
         let (q_dim, kv_dim) = (cfg.n_heads * hd, cfg.n_kv_heads * hd);
         let mut q = self.q.forward_host(x, pass); // [batch * seq, n_heads * hd]
         let mut k = self.k.forward_host(x, pass); // [batch * seq, n_kv_heads * hd]
-        let v = self.v.forward_host(x, pass); // [batch * seq, n_kv_heads * hd]
+        let mut v = self.v.forward_host(x, pass); // [batch * seq, n_kv_heads * hd]
 
+        // The packed path computes as llama.cpp does by default: its KV cache holds f16 and its
+        // attention multiplies f16 by f16, summing in f32 in an order that depends on whether
+        // the pass is one token or several, so the query, keys and values are rounded to f16
+        // here (the softmax weights inside `attend`). The f32 path stays exact.
+        let precision = match pass.precision {
+            Precision::F32 => AttnPrecision::F32,
+            Precision::Packed if seq == 1 => AttnPrecision::F16Decode,
+            Precision::Packed => AttnPrecision::F16Prefill,
+        };
+        let f16 = precision != AttnPrecision::F32;
         // RoPE at each row's own positions, then keys and values into the cache in place.
         for (b, cache) in caches.iter_mut().enumerate() {
             let (start, cap) = (cache.len(), cache.capacity());
             let (ck, cv) = cache.host_mut(layer); // [n_kv_heads, cap, hd] each
             for j in 0..seq {
                 let (i, pos) = (b * seq + j, start + j);
-                pass.rope.rotate_host(&mut q[i * q_dim..(i + 1) * q_dim], pos);
-                pass.rope.rotate_host(&mut k[i * kv_dim..(i + 1) * kv_dim], pos);
+                let qi = &mut q[i * q_dim..(i + 1) * q_dim];
+                let ki = &mut k[i * kv_dim..(i + 1) * kv_dim];
+                let vi = &mut v[i * kv_dim..(i + 1) * kv_dim];
+                pass.rope.rotate_host(qi, pos);
+                pass.rope.rotate_host(ki, pos);
+                if f16 {
+                    for t in [&mut *qi, &mut *ki, &mut *vi] {
+                        ops::round_to_f16(t);
+                    }
+                }
                 for g in 0..cfg.n_kv_heads {
-                    let (src, dst) = (i * kv_dim + g * hd, (g * cap + pos) * hd);
-                    ck[dst..dst + hd].copy_from_slice(&k[src..src + hd]);
-                    cv[dst..dst + hd].copy_from_slice(&v[src..src + hd]);
+                    let (src, dst) = (g * hd, (g * cap + pos) * hd);
+                    ck[dst..dst + hd].copy_from_slice(&ki[src..src + hd]);
+                    cv[dst..dst + hd].copy_from_slice(&vi[src..src + hd]);
                 }
             }
         }
@@ -115,25 +139,22 @@ impl Attention {
             })
             .collect();
         let scale = 1.0 / (hd as f32).sqrt();
-        let longest = views.iter().map(|v| v.2 + seq).max().unwrap_or(0);
         let mut out = vec![0.0; q.len()]; // [batch * seq, n_heads * hd]
         // One task per position and query head.
-        let head = |scores: &mut Vec<f32>, (idx, o): (usize, &mut [f32])| {
+        let head = |scratch: &mut Vec<f32>, (idx, o): (usize, &mut [f32])| {
             let (i, h) = (idx / cfg.n_heads, idx % cfg.n_heads);
             let (ck, cv, start, cap) = views[i / seq];
             let (t, g) = (start + i % seq + 1, h / cfg.n_rep());
             let kv = g * cap * hd..(g * cap + t) * hd;
             let qh = &q[i * q_dim + h * hd..i * q_dim + (h + 1) * hd];
-            ops::attend(qh, &ck[kv.clone()], &cv[kv], scale, scores, o);
+            ops::attend(qh, &ck[kv.clone()], &cv[kv], scale, precision, scratch, o);
         };
         let work: usize = views.iter().map(|v| (v.2 + seq) * seq).sum::<usize>() * q_dim;
         if work < PARALLEL_MIN {
-            let mut scores = vec![0.0; longest];
-            out.chunks_mut(hd).enumerate().for_each(|task| head(&mut scores, task));
+            let mut scratch = Vec::new();
+            out.chunks_mut(hd).enumerate().for_each(|task| head(&mut scratch, task));
         } else {
-            out.par_chunks_mut(hd)
-                .enumerate()
-                .for_each_init(|| vec![0.0; longest], head);
+            out.par_chunks_mut(hd).enumerate().for_each_init(Vec::new, head);
         }
         self.o.forward_host(&out, pass)
     }
