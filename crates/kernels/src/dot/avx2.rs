@@ -23,6 +23,22 @@ pub(super) const fn block_bytes(format: u8) -> usize {
     }
 }
 
+/// How far ahead of the block in hand the kernels ask for weights. Decoding streams every weight
+/// from memory once, and each kernel's chain of dependent multiply-adds keeps the out-of-order
+/// core from issuing loads far enough ahead to keep memory busy. Measured on a 2-core Xeon VM
+/// (22 GB/s read bandwidth, high latency): a 4096x4096 Q4_1 matvec streamed 8 GB/s from memory
+/// without prefetching and 18 GB/s with it; the default model decoded 72 tokens/s without, and
+/// 89 / 97 / 100 / 113-126 / 95 / 88 tokens/s at 512 B / 1 / 4 / 8 / 16 / 32 KiB ahead.
+const PREFETCH: usize = 8192;
+
+/// Asks for the weights [`PREFETCH`] bytes past `p` (a hint: an address past the matrix is
+/// never read).
+#[inline(always)]
+pub(super) fn prefetch(p: *const u8) {
+    // SAFETY: a prefetch only hints the cache; it never faults, whatever the address.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH).cast()) }
+}
+
 /// The little-endian f16 at `p`, widened.
 ///
 /// # Safety
@@ -89,6 +105,7 @@ pub(super) unsafe fn step<const F: u8, const N: usize>(
     // SAFETY: the caller guarantees block `b` lies inside `w`, so every offset below does too.
     let (dw, qx) = unsafe {
         let p = w.as_ptr().add(b * block_bytes(F));
+        prefetch(p);
         match F {
             Q4_0 => (f16_at(p), _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8))),
             _ => (f16_at(p), _mm256_loadu_si256(p.add(2).cast())),
@@ -183,6 +200,7 @@ unsafe fn q4_1_rows<const N: usize, const VNNI: bool>(w: &[u8], act: &[Q8Block],
         let (low, high) = (_mm256_set1_epi8(0x0f), _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
         for b in 0..blocks {
             let p = w.as_ptr().add(b * block_bytes(Q4_1));
+            prefetch(p);
             let dm = _mm_cvtph_ps(_mm_loadl_epi64(p.cast())); // [d, m, _, _]
             let raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(p.add(4).cast()));
             let qx = _mm256_and_si256(_mm256_srlv_epi32(raw, high), low);

@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::avx2::{f16_at, hsum};
+use super::avx2::{f16_at, hsum, prefetch};
 use super::kscalar::{Q4_K_BYTES, Q6_K_BYTES, k4_scales};
 use super::per_row;
 use crate::Q8KBlock;
@@ -22,6 +22,7 @@ unsafe fn q4_k_rows<const N: usize>(w: &[u8], act: &[Q8KBlock], blocks: usize) -
     for b in 0..blocks {
         let blk = &w[b * Q4_K_BYTES..(b + 1) * Q4_K_BYTES];
         let p = blk.as_ptr();
+        (0..Q4_K_BYTES).step_by(64).for_each(|at| prefetch(p.wrapping_add(at)));
         // SAFETY: `blk` is one whole block, so bytes 0..4 (d, dmin) are readable.
         let (d, dmin) = unsafe { (f16_at(p), f16_at(p.add(2))) };
         let (sc, mn) = k4_scales(&blk[4..16]);
@@ -75,6 +76,7 @@ unsafe fn q6_k_rows<const N: usize>(w: &[u8], act: &[Q8KBlock], blocks: usize) -
     for b in 0..blocks {
         let blk = &w[b * Q6_K_BYTES..(b + 1) * Q6_K_BYTES];
         let p = blk.as_ptr();
+        (0..Q6_K_BYTES).step_by(64).for_each(|at| prefetch(p.wrapping_add(at)));
         // SAFETY: `blk` is one whole 210-byte block: d at 208, the 16 scales at 192.
         let (d, scales) = unsafe {
             (

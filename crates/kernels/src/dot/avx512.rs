@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::avx2::{Q4_0, Q8_0, block_bytes, hsum, q4_1_tile, step};
+use super::avx2::{Q4_0, Q8_0, block_bytes, hsum, prefetch, q4_1_tile, step};
 use super::per_row;
 use crate::Q8Block;
 
@@ -23,6 +23,7 @@ unsafe fn pair<const F: u8, const N: usize>(w: &[u8], act: &[Q8Block], blocks: u
     let (dm, qx) = unsafe {
         let p0 = w.as_ptr().add(b * block_bytes(F));
         let p1 = p0.add(block_bytes(F));
+        prefetch(p0);
         // Both blocks' f16 `d` in one conversion: [d0, 0, d1, 0].
         let head = |p: *const u8| i32::from(p.cast::<u16>().read_unaligned());
         let dm = _mm_cvtph_ps(_mm_set_epi32(0, 0, head(p1), head(p0)));
