@@ -28,7 +28,7 @@ pub use llama::Llama;
 pub use load::{
     GgufSource, HostData, HostTensor, SafetensorsSource, WeightSource, permute_rope_rows, unpermute_rope_rows,
 };
-pub use lora::{AdapterSet, LoraBatch, LoraPair, LoraWeights};
+pub use lora::{AdapterSet, Dropout, LoraBatch, LoraPair, LoraWeights};
 pub use names::{LayerWeight, WeightName};
 pub use rope::Rope;
 

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use burn::tensor::{Device, Distribution, Tensor, TensorData, s};
+use burn::tensor::{Device, Tensor, TensorData, s};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::{HostTensor, LayerWeight, ModelError};
 
@@ -25,9 +27,36 @@ pub struct LoraPair {
 pub struct LoraWeights {
     /// `alpha / r` (or `alpha / sqrt(r)` for rsLoRA).
     scale: f32,
-    /// Dropout on the adapter's input while training (PEFT's `lora_dropout`); 0 at inference.
-    dropout: f32,
+    /// Dropout on the adapter's input while training (PEFT's `lora_dropout`); none at inference.
+    dropout: Dropout,
     factors: HashMap<(usize, LayerWeight), Factors>,
+}
+
+/// Dropout on each adapted projection's input: the rate, and the seed every mask of one forward
+/// pass derives from. The masks are a function of the seed and the projection alone, not of a
+/// shared generator, so passes that run on several threads at once draw the same masks in any
+/// order, and a resumed run draws the masks the uninterrupted run drew.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Dropout {
+    pub rate: f32,
+    pub seed: u64,
+}
+
+impl Dropout {
+    /// `x` with a fraction `rate` of its entries zeroed, the rest scaled by `1 / (1 - rate)`.
+    fn apply(self, x: Tensor<3>, layer: usize, weight: LayerWeight) -> Tensor<3> {
+        if self.rate <= 0.0 {
+            return x;
+        }
+        let stream = ((layer as u64) << 8 | weight as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = StdRng::seed_from_u64(self.seed ^ stream);
+        let (shape, keep) = (x.dims(), 1.0 / (1.0 - self.rate));
+        let mask: Vec<f32> = (0..shape.iter().product())
+            .map(|_| if rng.random::<f32>() < self.rate { 0.0 } else { keep })
+            .collect();
+        let mask = Tensor::<3>::from_data(TensorData::new(mask, shape), &x.device());
+        x * mask
+    }
 }
 
 #[derive(Debug)]
@@ -45,11 +74,15 @@ impl LoraWeights {
             let b = Tensor::from_data(TensorData::new(pair.b.into_f32()?, [out, r]), device);
             tensors.push((pair.layer, pair.weight, a, b));
         }
-        Ok(Self::from_tensors(scale, 0.0, tensors))
+        Ok(Self::from_tensors(scale, Dropout::default(), tensors))
     }
 
     /// Factors already on a device, e.g. trainable ones: `(layer, projection, A [r, in], B [out, r])`.
-    pub fn from_tensors(scale: f32, dropout: f32, tensors: Vec<(usize, LayerWeight, Tensor<2>, Tensor<2>)>) -> Self {
+    pub fn from_tensors(
+        scale: f32,
+        dropout: Dropout,
+        tensors: Vec<(usize, LayerWeight, Tensor<2>, Tensor<2>)>,
+    ) -> Self {
         let factors = tensors
             .into_iter()
             .map(|(layer, weight, a, b)| {
@@ -77,12 +110,7 @@ impl LoraWeights {
     /// does not touch it.
     pub fn delta(&self, layer: usize, weight: LayerWeight, x: Tensor<3>) -> Option<Tensor<3>> {
         let f = self.factors.get(&(layer, weight))?;
-        let x = if self.dropout > 0.0 {
-            let keep = x.random_like(Distribution::Bernoulli(1.0 - self.dropout as f64));
-            x * keep / (1.0 - self.dropout)
-        } else {
-            x
-        };
+        let x = self.dropout.apply(x, layer, weight);
         let low = burn::tensor::module::linear(x, f.a_t.clone(), None); // [batch, seq, r]
         Some(burn::tensor::module::linear(low, f.b_t.clone(), None) * self.scale)
     }
@@ -143,5 +171,42 @@ impl LoraBatch {
                 Some(Tensor::cat(rows, 0))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(dropout: Dropout, layer: usize, weight: LayerWeight) -> Vec<f32> {
+        let x = Tensor::<3>::ones([2, 50, 100], &Device::flex());
+        dropout
+            .apply(x, layer, weight)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32")
+    }
+
+    #[test]
+    fn dropout_masks_are_a_function_of_seed_and_projection() {
+        let d = Dropout { rate: 0.25, seed: 11 };
+        let mask = masked(d, 3, LayerWeight::Q);
+        assert_eq!(
+            mask,
+            masked(d, 3, LayerWeight::Q),
+            "same seed and projection, same mask"
+        );
+        assert_ne!(mask, masked(d, 3, LayerWeight::K));
+        assert_ne!(mask, masked(d, 4, LayerWeight::Q));
+        assert_ne!(mask, masked(Dropout { seed: 12, ..d }, 3, LayerWeight::Q));
+        // Kept entries are scaled so the expectation is unchanged.
+        let dropped = mask.iter().filter(|&&v| v == 0.0).count() as f64 / mask.len() as f64;
+        assert!((dropped - 0.25).abs() < 0.03, "dropped {dropped}");
+        assert!(mask.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+        assert!(
+            masked(Dropout { rate: 0.0, seed: 11 }, 3, LayerWeight::Q)
+                .iter()
+                .all(|&v| v == 1.0)
+        );
     }
 }

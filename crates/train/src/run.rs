@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use airlock_adapter::save_peft;
-use airlock_model::{Llama, LoraBatch, ModelError, Precision, WeightSource, default_device};
+use airlock_model::{Dropout, Llama, LoraBatch, ModelError, Precision, WeightSource, default_device};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -157,6 +157,7 @@ pub fn train(
     let total = total_steps(config, batches.batches_per_epoch());
     let mut log = MetricsLog::open(paths, counters.step, resumed.is_some())?;
     let bar = progress_bar(options.progress, total, counters.step);
+    let workers = Workers::new(config.batch_size);
     let started = Instant::now();
     let (mut tokens_seen, mut last_loss) = (0usize, f64::NAN);
     let (mut early_stopped, mut interrupted) = (false, false);
@@ -167,7 +168,6 @@ pub fn train(
             break;
         }
         let step = counters.step;
-        device.seed(config.seed.wrapping_add(step as u64)); // dropout masks: a function of the step
         let mut grads: Option<Vec<Tensor<2>>> = None;
         let (mut loss_sum, mut epoch, mut step_tokens) = (0.0, 0, 0);
         for k in 0..config.grad_accumulation {
@@ -175,27 +175,29 @@ pub fn train(
             epoch = e;
             let batch: Vec<&Example> = indices.iter().map(|&i| &dataset.train[i]).collect();
             step_tokens += batch.iter().map(|e| e.tokens.len()).sum::<usize>();
-            // The batch's token-mean loss, one sequence at a time: each example's mean weighted
+            // The batch's token-mean loss, one sequence per pass: each example's mean weighted
             // by its share of the batch's learned tokens sums to the same loss and gradients,
-            // while only one sequence's activations are alive (a quarter of the memory at batch
-            // 4) and no position is spent on padding.
+            // while no position is spent on padding. Passes run side by side on the workers
+            // and are summed in example order, so the result does not depend on which ran where.
             let learned: usize = batch.iter().map(|e| e.learned_tokens()).sum();
-            for example in batch {
-                // On a thread of the rayon pool, like inference (`Llama::step`): each of the
-                // pass's parallel ops then forks from a pool thread instead of waking the pool
-                // and putting the caller to sleep.
-                let (loss, these) = rayon::scope(|_| {
-                    // Fresh factor nodes per backward pass: burn consumes a graph's tape once.
-                    let lora = LoraBatch::uniform(vec![(state.weights(config.dropout), 1.0)]);
-                    let (loss, n) = batch_loss(model, &lora, &[example]);
-                    let loss = loss * (n as f64 / learned.max(1) as f64);
-                    let gradients = loss.backward();
-                    let these: Vec<Tensor<2>> = state
-                        .params()
-                        .map(|p| p.value.grad(&gradients).unwrap_or_else(|| p.m.zeros_like()))
-                        .collect();
-                    (loss.detach().into_scalar::<f32>() as f64, these)
-                });
+            let costs: Vec<usize> = batch.iter().map(|e| e.tokens.len()).collect();
+            let passes = workers.map(&costs, |i| {
+                let seed = config.seed ^ ((step * config.grad_accumulation + k) * 1024 + i) as u64;
+                let dropout = Dropout {
+                    rate: config.dropout,
+                    seed: seed.wrapping_mul(0xD1B5_4A32_D192_ED03),
+                };
+                let (weights, leaves) = state.pass(dropout);
+                let (loss, n) = batch_loss(model, &LoraBatch::uniform(vec![(weights, 1.0)]), &[batch[i]]);
+                let loss = loss * (n as f64 / learned.max(1) as f64);
+                let gradients = loss.backward();
+                let these: Vec<Tensor<2>> = leaves
+                    .iter()
+                    .map(|p| p.grad(&gradients).unwrap_or_else(|| p.zeros_like().inner()))
+                    .collect();
+                (loss.detach().into_scalar::<f32>() as f64, these)
+            });
+            for (loss, these) in passes {
                 loss_sum += loss;
                 grads = Some(match grads {
                     None => these,
@@ -258,6 +260,62 @@ pub fn train(
         early_stopped,
         interrupted,
     })
+}
+
+/// The machine's threads as a few rayon pools, one forward/backward pass on each at a time.
+/// A pass of one sequence of a few hundred tokens leaves much of a second core idle (its
+/// elementwise ops, allocations and autodiff bookkeeping run on one thread), and gemm splits
+/// small products poorly; passes side by side keep every core busy. With more threads than
+/// examples in a batch, each pool gets several threads.
+struct Workers(Vec<rayon::ThreadPool>);
+
+impl Workers {
+    fn new(batch_size: usize) -> Self {
+        let threads = rayon::current_num_threads();
+        let pools = threads.min(batch_size).max(1);
+        let pools = (0..pools)
+            .map(|i| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads / pools + usize::from(i < threads % pools))
+                    .thread_name(move |t| format!("train-{i}-{t}"))
+                    .build()
+                    .expect("the OS starts training threads")
+            })
+            .collect();
+        Self(pools)
+    }
+
+    /// `f(i)` for each `i` in `0..costs.len()`, in that order; the items go to the pools longest
+    /// first, each to the least loaded pool.
+    fn map<T: Send>(&self, costs: &[usize], f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+        let mut order: Vec<usize> = (0..costs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(costs[i]));
+        let (mut load, mut queues) = (vec![0; self.0.len()], vec![Vec::new(); self.0.len()]);
+        for i in order {
+            let pool = (0..load.len()).min_by_key(|&p| load[p]).expect("at least one pool");
+            load[pool] += costs[i];
+            queues[pool].push(i);
+        }
+        let mut results: Vec<Option<T>> = costs.iter().map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let f = &f;
+            let running: Vec<_> = self
+                .0
+                .iter()
+                .zip(&queues)
+                .map(|(pool, queue)| {
+                    scope.spawn(move || pool.install(|| queue.iter().map(|&i| (i, f(i))).collect::<Vec<_>>()))
+                })
+                .collect();
+            for handle in running {
+                let done = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                for (i, result) in done {
+                    results[i] = Some(result);
+                }
+            }
+        });
+        results.into_iter().map(|r| r.expect("every item ran")).collect()
+    }
 }
 
 fn progress_bar(enabled: bool, total: usize, at: usize) -> ProgressBar {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use airlock_adapter::{Adapter, LoraConfig};
-use airlock_model::{HostTensor, LayerWeight, LlamaConfig, LoraPair, LoraWeights};
+use airlock_model::{Dropout, HostTensor, LayerWeight, LlamaConfig, LoraPair, LoraWeights};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -103,31 +103,39 @@ impl LoraState {
         }
     }
 
-    /// The factors as an adapter for the forward pass (gradients flow back to the leaves).
-    pub fn weights(&self, dropout: f32) -> Arc<LoraWeights> {
-        self.lora_weights(dropout, true)
+    /// The factors for one forward/backward pass: fresh autodiff leaves holding their values,
+    /// in [`LoraState::params`] order (to read their gradients from), and the adapter built on
+    /// them. Each pass gets leaves of its own because burn merges graphs that share a node into
+    /// one graph under one lock: passes on several threads must not share the parameters' nodes.
+    pub fn pass(&self, dropout: Dropout) -> (Arc<LoraWeights>, Vec<Tensor<2>>) {
+        let leaf = |p: &Param| p.value.clone().detach().require_grad();
+        let mut leaves = Vec::new();
+        let tensors = self
+            .factors
+            .iter()
+            .map(|(l, w, a, b)| {
+                let (a, b) = (leaf(a), leaf(b));
+                leaves.extend([a.clone(), b.clone()]);
+                (*l, *w, a, b)
+            })
+            .collect();
+        let weights = LoraWeights::from_tensors(self.lora.scale(), dropout, tensors);
+        (Arc::new(weights), leaves)
     }
 
     /// The factors without autodiff, for validation: a forward pass through them records no
     /// graph (a tracked forward that is never differentiated would keep every activation).
     pub fn frozen_weights(&self) -> Arc<LoraWeights> {
-        self.lora_weights(0.0, false)
-    }
-
-    fn lora_weights(&self, dropout: f32, tracked: bool) -> Arc<LoraWeights> {
-        let view = |p: &Param| {
-            if tracked {
-                p.value.clone()
-            } else {
-                p.value.clone().inner()
-            }
-        };
         let tensors = self
             .factors
             .iter()
-            .map(|(l, w, a, b)| (*l, *w, view(a), view(b)))
+            .map(|(l, w, a, b)| (*l, *w, a.value.clone().inner(), b.value.clone().inner()))
             .collect();
-        Arc::new(LoraWeights::from_tensors(self.lora.scale(), dropout, tensors))
+        Arc::new(LoraWeights::from_tensors(
+            self.lora.scale(),
+            Dropout::default(),
+            tensors,
+        ))
     }
 
     pub fn params(&self) -> impl Iterator<Item = &Param> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use airlock_model::tiny::{VOCAB, random_weights, write_gguf};
-use airlock_model::{GgufSource, Llama, LoraBatch, Precision};
+use airlock_model::{Dropout, GgufSource, Llama, LoraBatch, Precision};
 use airlock_train::checkpoint::{self, LoopState};
 use airlock_train::data::{Dataset, Example};
 use airlock_train::{LoraState, RunOptions, RunPaths, TrainOptions, train};
@@ -83,7 +83,7 @@ fn lora_b_is_zero_initialized_so_step_0_reproduces_the_base_exactly() {
     let adapted = model.next_logits_with(
         &ids,
         &mut model.new_cache(8),
-        &LoraBatch::uniform(vec![(state.weights(0.0), 1.0)]),
+        &LoraBatch::uniform(vec![(state.pass(Dropout::default()).0, 1.0)]),
     );
     assert_eq!(base, adapted);
 }
