@@ -182,6 +182,7 @@ pub fn train(
             let learned: usize = batch.iter().map(|e| e.learned_tokens()).sum();
             let costs: Vec<usize> = batch.iter().map(|e| e.tokens.len()).collect();
             let passes = workers.map(&costs, |i| {
+                // Dropout masks: a function of the run's seed, the batch and the example.
                 let seed = config.seed ^ ((step * config.grad_accumulation + k) * 1024 + i) as u64;
                 let dropout = Dropout {
                     rate: config.dropout,
