@@ -113,17 +113,19 @@ pub fn batch_loss(model: &Llama, lora: &LoraBatch, batch: &[&Example]) -> (Tenso
     (loss, count)
 }
 
-/// Mean validation loss over up to `batches` batches (in a fixed, length-sorted order).
-fn validate(model: &Llama, state: &LoraState, valid: &[Example], config: &TrainConfig) -> f64 {
+/// Mean validation loss over up to `batches` batches (in a fixed, length-sorted order), the
+/// batches side by side on the workers.
+fn validate(model: &Llama, state: &LoraState, valid: &[Example], config: &TrainConfig, workers: &Workers) -> f64 {
     let lora = LoraBatch::uniform(vec![(state.frozen_weights(), 1.0)]);
     let mut order: Vec<&Example> = valid.iter().collect();
     order.sort_by_key(|e| e.tokens.len());
-    let (mut total, mut count) = (0.0, 0);
-    for batch in order.chunks(config.batch_size).take(config.eval_batches) {
-        let (loss, n) = batch_loss(model, &lora, batch);
-        total += loss.detach().into_scalar::<f32>() as f64 * n as f64;
-        count += n;
-    }
+    let batches: Vec<&[&Example]> = order.chunks(config.batch_size).take(config.eval_batches).collect();
+    let costs: Vec<usize> = batches.iter().map(|b| b.iter().map(|e| e.tokens.len()).sum()).collect();
+    let losses = workers.map(&costs, |i| {
+        let (loss, n) = batch_loss(model, &lora, batches[i]);
+        (loss.detach().into_scalar::<f32>() as f64 * n as f64, n)
+    });
+    let (total, count) = losses.into_iter().fold((0.0, 0), |(t, c), (l, n)| (t + l, c + n));
     total / count.max(1) as f64
 }
 
@@ -217,7 +219,7 @@ pub fn train(
 
         let mut valid_loss = None;
         if !dataset.valid.is_empty() && (counters.step % config.eval_every == 0 || counters.step == total) {
-            let v = validate(model, &state, &dataset.valid, config);
+            let v = validate(model, &state, &dataset.valid, config, &workers);
             valid_loss = Some(v);
             if counters.best_valid_loss.is_none_or(|best| v < best) {
                 counters.best_valid_loss = Some(v);
