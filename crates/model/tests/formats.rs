@@ -65,6 +65,11 @@ fn logits_of(model: &Llama) -> Vec<f32> {
     all
 }
 
+/// The largest elementwise difference between two equally long vectors.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max)
+}
+
 fn same_logits_from_both_files(tied: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let weights = random_weights(tied);
@@ -76,7 +81,7 @@ fn same_logits_from_both_files(tied: bool) {
     assert_eq!(from_gguf.config(), from_hf.config());
     let (a, b) = (logits_of(&from_gguf), logits_of(&from_hf));
     assert_eq!(a.len(), 3 * VOCAB);
-    let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let max_diff = max_abs_diff(&a, &b);
     assert!(max_diff < 1e-4, "logits differ by {max_diff}");
     assert!(a.iter().any(|v| v.abs() > 0.1), "logits are not trivially zero");
 }
@@ -104,11 +109,7 @@ fn prefill_and_step_by_step_decoding_agree() {
     for &t in &prompt {
         one_by_one = model.next_logits(&[t], &mut step_cache);
     }
-    let max_diff = at_once
-        .iter()
-        .zip(&one_by_one)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let max_diff = max_abs_diff(&at_once, &one_by_one);
     assert!(
         max_diff < 1e-4,
         "causal prefill differs from incremental decoding by {max_diff}"
@@ -187,7 +188,7 @@ fn a_batch_with_different_adapters_and_positions_per_row_equals_each_row_alone()
         .collect();
     let batched = model.step(&[11, 11, 11], &mut caches, &LoraBatch::per_row(sets.to_vec()));
     for (row, (a, b)) in alone.iter().zip(&batched).enumerate() {
-        let max = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let max = max_abs_diff(a, b);
         assert!(max < 1e-4, "row {row} differs by {max}");
     }
     assert!(
@@ -217,11 +218,7 @@ fn cpu_inference_path_matches_the_burn_graph_through_the_cache() {
     for step in [&[3u32, 17, 5, 41, 8][..], &[22], &[0]] {
         let host = model.next_logits(step, &mut host_cache);
         let burn = graph(step, &mut graph_cache);
-        let max_diff = host
-            .iter()
-            .zip(&burn)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let max_diff = max_abs_diff(&host, &burn);
         assert!(max_diff < 1e-4, "CPU path and burn graph differ by {max_diff}");
     }
 }
@@ -234,11 +231,7 @@ fn packed_cpu_path_keeps_llamacpp_f16_kv_cache_and_the_f32_path_does_not() {
     let device = default_device();
     let packed = logits_of(&Llama::load_with(&source, &device, Precision::Packed).expect("load"));
     let exact = logits_of(&Llama::load_with(&source, &device, Precision::F32).expect("load"));
-    let max_diff = packed
-        .iter()
-        .zip(&exact)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let max_diff = max_abs_diff(&packed, &exact);
     // The tiny model's weights are f32 (no 8-bit kernels), so the difference is the f16 cache.
     assert!(
         max_diff > 0.0,
