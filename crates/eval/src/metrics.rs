@@ -4,10 +4,12 @@
 //! - `contains`: the answer phrase appears in the output, ignoring case and spacing.
 //! - `json-fields`: both sides parsed as JSON objects; string fields compared ignoring case and
 //!   spacing, list fields as sets (exact-set match, and precision/recall/F1 over items), plus
-//!   JSON validity and (with a schema) schema validity rates.
+//!   JSON validity and (with a schema) schema validity rates. List items are also tallied one by
+//!   one (`ItemCounts`), so a report can say which values an adapter misses or adds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Serialize;
 use serde_json::Value;
 
 /// Lower case with single spaces.
@@ -29,8 +31,34 @@ pub struct FieldScores {
     pub valid_json: bool,
     /// Scalar fields: matched or not. List fields: exact-set match.
     pub fields: BTreeMap<String, bool>,
-    /// List fields: (true positives, predicted, expected) for precision/recall/F1.
-    pub sets: BTreeMap<String, (usize, usize, usize)>,
+    /// List fields: the expected and the produced items, normalized.
+    pub lists: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
+}
+
+/// How often one list item was expected, found among the expected, and added where not expected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ItemCounts {
+    pub expected: usize,
+    pub found: usize,
+    pub added: usize,
+}
+
+impl ItemCounts {
+    pub fn missed(&self) -> usize {
+        self.expected - self.found
+    }
+
+    /// Adds one example's expected and produced items to `tally`.
+    pub fn tally(tally: &mut BTreeMap<String, ItemCounts>, expected: &BTreeSet<String>, got: &BTreeSet<String>) {
+        for item in expected {
+            let c = tally.entry(item.clone()).or_default();
+            c.expected += 1;
+            c.found += usize::from(got.contains(item));
+        }
+        for item in got.difference(expected) {
+            tally.entry(item.clone()).or_default().added += 1;
+        }
+    }
 }
 
 fn as_set(v: &Value) -> BTreeSet<String> {
@@ -61,9 +89,7 @@ pub fn json_fields(output: &str, reference: &str) -> FieldScores {
         if want.is_array() {
             let (w, h) = (as_set(want), as_set(have));
             scores.fields.insert(key.clone(), w == h);
-            scores
-                .sets
-                .insert(key.clone(), (w.intersection(&h).count(), h.len(), w.len()));
+            scores.lists.insert(key.clone(), (w, h));
         } else {
             scores
                 .fields
@@ -98,7 +124,23 @@ mod tests {
         assert!(s.valid_json);
         assert!(s.fields["diagnosis"]);
         assert!(!s.fields["codes"]);
-        assert_eq!(s.sets["codes"], (2, 2, 3));
+        let (want, got) = &s.lists["codes"];
+        assert_eq!((want.len(), got.len(), want.intersection(got).count()), (3, 2, 2));
+    }
+
+    #[test]
+    fn items_are_tallied_as_found_missed_and_added() {
+        let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let mut tally = BTreeMap::new();
+        ItemCounts::tally(&mut tally, &set(&["a", "b"]), &set(&["a", "c"]));
+        ItemCounts::tally(&mut tally, &set(&["b"]), &set(&["b", "c"]));
+        let counts = |item: &str| {
+            let c: ItemCounts = tally[item];
+            (c.expected, c.found, c.missed(), c.added)
+        };
+        assert_eq!(counts("a"), (1, 1, 0, 0));
+        assert_eq!(counts("b"), (2, 1, 1, 0));
+        assert_eq!(counts("c"), (0, 0, 0, 2));
     }
 
     #[test]

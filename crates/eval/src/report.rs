@@ -77,6 +77,31 @@ impl Report {
         }
         out.push_str("\nRates with their 95% Wilson interval; (±) is the difference from the base model.\n");
         for v in &self.variants {
+            for (field, tally) in &v.items {
+                let mut wrong: Vec<_> = tally.iter().filter(|(_, c)| c.missed() + c.added > 0).collect();
+                if wrong.is_empty() {
+                    continue;
+                }
+                wrong.sort_by_key(|(item, c)| (std::cmp::Reverse(c.missed() + c.added), item.to_string()));
+                let _ = writeln!(
+                    out,
+                    "\n## {}: `{field}` items missed or added (first {})\n\n| item | expected | found | missed | added |\n| --- | ---: | ---: | ---: | ---: |",
+                    v.name,
+                    wrong.len().min(worst)
+                );
+                for (item, c) in wrong.into_iter().take(worst) {
+                    let _ = writeln!(
+                        out,
+                        "| {item} | {} | {} | {} | {} |",
+                        c.expected,
+                        c.found,
+                        c.missed(),
+                        c.added
+                    );
+                }
+            }
+        }
+        for v in &self.variants {
             let failed: Vec<_> = v.examples.iter().filter(|e| !e.passed).take(worst).collect();
             if failed.is_empty() {
                 continue;

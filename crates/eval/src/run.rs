@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::EvalError;
 use crate::dataset::{EvalExample, Prompt};
-use crate::metrics::{self, FieldScores, wilson};
+use crate::metrics::{self, FieldScores, ItemCounts, wilson};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -70,10 +70,13 @@ pub struct ExampleResult {
     pub finish: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct VariantReport {
     pub name: String,
     pub scores: BTreeMap<String, Score>,
+    /// List fields of JSON answers: each item's tally over the dataset.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub items: BTreeMap<String, BTreeMap<String, ItemCounts>>,
     pub examples: Vec<ExampleResult>,
     pub seconds: f64,
 }
@@ -209,6 +212,7 @@ fn score(
 ) -> VariantReport {
     let n = examples.len();
     let mut scores = BTreeMap::new();
+    let mut items = BTreeMap::new();
     let mut passed = vec![true; n];
     for metric in &options.metrics {
         match metric {
@@ -253,10 +257,15 @@ fn score(
                         .map(|f| f.fields.get(key).copied().unwrap_or(false))
                         .collect();
                     record(&mut scores, &mut passed, &format!("field.{key}"), &hits, true);
-                    let sets: Vec<(usize, usize, usize)> =
-                        fields.iter().filter_map(|f| f.sets.get(key).copied()).collect();
-                    if !sets.is_empty() {
-                        let (tp, pred, exp) = sets.iter().fold((0, 0, 0), |a, s| (a.0 + s.0, a.1 + s.1, a.2 + s.2));
+                    let lists: Vec<_> = fields.iter().filter_map(|f| f.lists.get(key)).collect();
+                    if !lists.is_empty() {
+                        let tally: &mut BTreeMap<String, ItemCounts> = items.entry(key.clone()).or_default();
+                        for (want, got) in &lists {
+                            ItemCounts::tally(tally, want, got);
+                        }
+                        let tp: usize = tally.values().map(|c| c.found).sum();
+                        let exp: usize = tally.values().map(|c| c.expected).sum();
+                        let pred = tp + tally.values().map(|c| c.added).sum::<usize>();
                         let p = tp as f64 / pred.max(1) as f64;
                         let r = tp as f64 / exp.max(1) as f64;
                         let f1 = if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
@@ -292,6 +301,7 @@ fn score(
     VariantReport {
         name: name.to_string(),
         scores,
+        items,
         examples,
         seconds,
     }

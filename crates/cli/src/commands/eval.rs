@@ -153,9 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             airlock_eval::VariantReport {
                 name: name.clone(),
-                scores: Default::default(),
-                examples: Vec::new(),
-                seconds: 0.0,
+                ..Default::default()
             }
         };
         if let Some((loss, ppl)) = perplexities.get(i) {
