@@ -8,7 +8,7 @@ mod report;
 mod run;
 
 pub use dataset::{EvalExample, Prompt, read_examples};
-pub use metrics::{contains, exact, json_fields, normalize, wilson};
+pub use metrics::{ItemCounts, contains, exact, json_fields, normalize, wilson};
 pub use report::{Gate, Report};
 pub use run::{EvalOptions, ExampleResult, Metric, Score, VariantReport, evaluate, perplexity, start_engine};
 

@@ -209,3 +209,39 @@ impl Gate {
         failures
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::metrics::ItemCounts;
+
+    #[test]
+    fn markdown_lists_the_items_missed_or_added_worst_first() {
+        let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let mut tally = BTreeMap::new();
+        ItemCounts::tally(&mut tally, &set(&["i21.4", "f17.210"]), &set(&["i21.4"]));
+        ItemCounts::tally(&mut tally, &set(&["i10"]), &set(&["i10", "z91.14", "e78.5"]));
+        ItemCounts::tally(&mut tally, &set(&["i10"]), &set(&["i10", "z91.14"]));
+        let report = Report {
+            data: "notes.jsonl".into(),
+            variants: vec![VariantReport {
+                name: "billing".into(),
+                items: BTreeMap::from([("billing_codes".to_string(), tally)]),
+                ..Default::default()
+            }],
+        };
+        let md = report.markdown(2);
+        let rows: Vec<&str> = md
+            .lines()
+            .filter(|l| l.matches('|').count() == 6 && !l.contains("---") && !l.starts_with("| item"))
+            .collect();
+        assert_eq!(
+            rows,
+            ["| z91.14 | 0 | 0 | 0 | 2 |", "| e78.5 | 0 | 0 | 0 | 1 |"],
+            "{md}"
+        );
+        assert!(md.contains("`billing_codes` items missed or added (first 2)"), "{md}");
+    }
+}
