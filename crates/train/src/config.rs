@@ -40,6 +40,9 @@ pub struct TrainOptions {
     pub save_every: Option<usize>,
     /// Stop after this many evaluations without a better validation loss (0 = never).
     pub patience: Option<usize>,
+    /// Start from this adapter's factors instead of fresh ones (mlx-lm's
+    /// `--resume-adapter-file`): its rank, alpha, targets and layers must be this run's.
+    pub init_adapter: Option<PathBuf>,
 }
 
 impl TrainOptions {
@@ -81,7 +84,8 @@ impl TrainOptions {
             eval_every,
             eval_batches,
             save_every,
-            patience
+            patience,
+            init_adapter
         )
     }
 }
@@ -123,6 +127,7 @@ pub struct TrainConfig {
     pub eval_batches: usize,
     pub save_every: usize,
     pub patience: usize,
+    pub init_adapter: Option<PathBuf>,
 }
 
 impl TrainOptions {
@@ -175,6 +180,7 @@ impl TrainOptions {
             eval_batches: self.eval_batches.unwrap_or(8),
             save_every: self.save_every.unwrap_or(100),
             patience: self.patience.unwrap_or(0),
+            init_adapter: self.init_adapter.clone(),
         };
         if config.rank == 0 || config.batch_size == 0 || config.grad_accumulation == 0 || config.max_seq_len < 2 {
             return bad("rank, batch_size and grad_accumulation must be positive and max_seq_len at least 2".into());

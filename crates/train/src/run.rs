@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use airlock_adapter::save_peft;
-use airlock_model::{Dropout, Llama, LoraBatch, ModelError, Precision, WeightSource, default_device};
+use airlock_adapter::{load_peft, save_peft};
+use airlock_model::{Dropout, Llama, LlamaConfig, LoraBatch, ModelError, Precision, WeightSource, default_device};
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -153,7 +153,7 @@ pub fn train(
     let resumed = options.resume.then(|| checkpoint::latest(&ckpt_dir)).flatten();
     let (mut state, mut counters) = match &resumed {
         Some(path) => checkpoint::load(path, base, &device)?,
-        None => (LoraState::init(base, config, &device), LoopState::default()),
+        None => (initial_state(base, config, &device)?, LoopState::default()),
     };
     let mut batches = Batches::new(&dataset.train, config.batch_size, config.seed);
     let total = total_steps(config, batches.batches_per_epoch());
@@ -263,6 +263,36 @@ pub fn train(
         early_stopped,
         interrupted,
     })
+}
+
+/// Fresh factors, or those of `config.init_adapter` when its rank, alpha, targets and layers
+/// are this run's (its moments start at zero: a new run, not a resumed one).
+fn initial_state(base: &LlamaConfig, config: &TrainConfig, device: &Device) -> Result<LoraState, TrainError> {
+    let fresh = LoraState::init(base, config, device);
+    let Some(dir) = &config.init_adapter else {
+        return Ok(fresh);
+    };
+    let mut loaded = LoraState::from_adapter(&load_peft(dir, base)?, device);
+    let shape = |s: &LoraState| {
+        let mut keys: Vec<_> = s.factors.iter().map(|(layer, w, ..)| (*layer, *w)).collect();
+        keys.sort();
+        (s.lora.r, s.lora.alpha.to_bits(), s.lora.use_rslora, keys)
+    };
+    if shape(&loaded) != shape(&fresh) {
+        return Err(TrainError::Option(format!(
+            "init_adapter {}: its rank ({}), alpha ({}), rsLoRA ({}), targets or layers differ from this run's \
+             (rank {}, alpha {}, rsLoRA {})",
+            dir.display(),
+            loaded.lora.r,
+            loaded.lora.alpha,
+            loaded.lora.use_rslora,
+            fresh.lora.r,
+            fresh.lora.alpha,
+            fresh.lora.use_rslora
+        )));
+    }
+    loaded.lora = fresh.lora;
+    Ok(loaded)
 }
 
 /// The machine's threads as a few rayon pools, one forward/backward pass on each at a time.

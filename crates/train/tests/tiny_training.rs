@@ -143,3 +143,47 @@ fn a_save_cut_short_leaves_the_previous_checkpoint_whole() {
         assert_eq!((&a.a, &a.b), (&b.a, &b.b));
     }
 }
+
+#[test]
+fn a_run_can_start_from_an_adapter_of_the_same_shape_and_refuses_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = tiny_model(dir.path());
+    let first = dir.path().join("first");
+    run(&model, &first, 6, false);
+    let opts = RunOptions {
+        resume: false,
+        progress: false,
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let from_first = |rank: usize| TrainOptions {
+        rank: Some(rank),
+        learning_rate: Some(0.0),
+        init_adapter: Some(first.clone()),
+        ..options(1)
+    };
+
+    // At learning rate 0 the run's adapter is the one it started from.
+    let second = RunPaths {
+        out: dir.path().join("second"),
+    };
+    let config = from_first(4).resolve().expect("valid options");
+    train(&model, &dataset(16), &config, &second, &opts).expect("trains");
+    let pairs = |out: &Path| {
+        let mut pairs = airlock_adapter::load_peft(out, model.config())
+            .expect("an adapter")
+            .pairs;
+        pairs.sort_by_key(|p| (p.layer, p.weight));
+        pairs
+            .into_iter()
+            .map(|p| (p.layer, p.weight, p.a, p.b))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pairs(&second.out), pairs(&first));
+
+    let third = RunPaths {
+        out: dir.path().join("third"),
+    };
+    let config = from_first(2).resolve().expect("valid options");
+    let err = train(&model, &dataset(16), &config, &third, &opts).expect_err("rank 2 is not rank 4");
+    assert!(err.to_string().contains("init_adapter"), "{err}");
+}

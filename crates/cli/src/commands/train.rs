@@ -82,6 +82,9 @@ pub struct Args {
     /// Stop after this many evaluations without improvement (0 = never).
     #[arg(long)]
     pub patience: Option<usize>,
+    /// Start from this adapter's factors instead of fresh ones (same rank, alpha, targets, layers).
+    #[arg(long)]
+    pub init_adapter: Option<PathBuf>,
 }
 
 impl Args {
@@ -109,6 +112,7 @@ impl Args {
             eval_batches: self.eval_batches,
             save_every: self.save_every,
             patience: self.patience,
+            init_adapter: self.init_adapter.clone(),
         }
     }
 }
