@@ -53,15 +53,19 @@ fn options(iters: usize) -> TrainOptions {
     }
 }
 
-fn run(model: &Llama, out: &Path, iters: usize, resume: bool) -> Vec<f64> {
-    let config = options(iters).resolve().expect("valid options");
-    let paths = RunPaths { out: out.to_path_buf() };
-    let opts = RunOptions {
+/// Driven from outside: no progress bar, never stopped.
+fn quiet(resume: bool) -> RunOptions {
+    RunOptions {
         resume,
         progress: false,
         stop: Arc::new(AtomicBool::new(false)),
-    };
-    train(model, &dataset(16), &config, &paths, &opts).expect("trains");
+    }
+}
+
+fn run(model: &Llama, out: &Path, iters: usize, resume: bool) -> Vec<f64> {
+    let config = options(iters).resolve().expect("valid options");
+    let paths = RunPaths { out: out.to_path_buf() };
+    train(model, &dataset(16), &config, &paths, &quiet(resume)).expect("trains");
     std::fs::read_to_string(paths.metrics())
         .expect("metrics")
         .lines()
@@ -150,11 +154,7 @@ fn a_run_can_start_from_an_adapter_of_the_same_shape_and_refuses_another() {
     let model = tiny_model(dir.path());
     let first = dir.path().join("first");
     run(&model, &first, 6, false);
-    let opts = RunOptions {
-        resume: false,
-        progress: false,
-        stop: Arc::new(AtomicBool::new(false)),
-    };
+    let opts = quiet(false);
     let from_first = |rank: usize| TrainOptions {
         rank: Some(rank),
         learning_rate: Some(0.0),
