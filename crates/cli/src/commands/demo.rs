@@ -21,7 +21,7 @@ pub struct Args {
     pub note: PathBuf,
     #[arg(long, default_value = "adapters/medical-billing")]
     pub adapter: PathBuf,
-    #[arg(long, default_value = "configs/medical-billing.schema.json")]
+    #[arg(long, default_value = "configs/medical-billing.codes.schema.json")]
     pub schema: PathBuf,
     #[arg(long)]
     pub model: Option<String>,
