@@ -3,7 +3,7 @@
 
 `python3 datasets/medical-billing/schema.py > configs/medical-billing.codes.schema.json`
 
-The same shape as the prompt's schema (configs/medical-billing.schema.json), but `diagnosis` is
+The prompt's schema (configs/medical-billing.schema.json), read and narrowed: `diagnosis` is
 one of the primary codes' official descriptions, each procedure one of codes.tsv's procedure
 names and each billing code one of its codes, as a billing system's code list would require.
 Under constrained decoding the model can then only choose among real entries, never spell a new
@@ -13,7 +13,9 @@ one.
 import json
 import sys
 
-from generate import CODES_TSV, load_codes
+from generate import CODES_TSV, REPO, load_codes
+
+PROMPT_SCHEMA = REPO / "configs/medical-billing.schema.json"
 
 
 def main():
@@ -21,20 +23,11 @@ def main():
     descriptions = [r["description"] for r in rows if r["role"] == "primary"]
     procedures = sorted({p for r in rows for p in r["procedures"]})
     codes = [r["code"] for r in rows]
-    schema = {
-        "title": "BillingModel",
-        "type": "object",
-        "properties": {
-            "diagnosis": {"title": "Diagnosis", "enum": descriptions, "type": "string"},
-            "urgency": {"title": "Urgency", "enum": ["routine", "urgent", "emergency"], "type": "string"},
-            "procedures": {"title": "Procedures", "type": "array", "maxItems": 6,
-                           "items": {"enum": procedures, "type": "string"}},
-            "billing_codes": {"title": "Billing Codes", "type": "array", "maxItems": 6,
-                              "items": {"enum": codes, "type": "string"}},
-        },
-        "required": ["diagnosis", "urgency", "procedures", "billing_codes"],
-        "additionalProperties": False,
-    }
+    schema = json.loads(PROMPT_SCHEMA.read_text(encoding="utf-8"))
+    props = schema["properties"]
+    props["diagnosis"] = {"title": props["diagnosis"]["title"], "enum": descriptions, "type": "string"}
+    props["procedures"]["items"] = {"enum": procedures, "type": "string"}
+    props["billing_codes"]["items"] = {"enum": codes, "type": "string"}
     json.dump(schema, sys.stdout, indent=1)
     sys.stdout.write("\n")
     return 0
