@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the trainer benchmark's peer, PEFT on PyTorch (CPU), into bench/.venv-peft.
-# Usage: bash bench/setup_peft.sh   (then: cargo run --release -p airlock-bench --bin train-bench)
+# Usage: bash bench/setup_peft.sh   (then: cargo run --release -p airlock-bench -- train --steps 16)
 # The versions are the ones the PEFT reference adapters in ../shared/reference were made with.
 set -euo pipefail
 cd "$(dirname "$0")"
