@@ -36,6 +36,7 @@
 //! [`ops`] holds the rest of a decode step's arithmetic on host buffers (RMSNorm, RoPE, SiLU
 //! gating, one head's attention), so the model's CPU path runs a whole block without tensor ops.
 
+pub mod amx;
 mod dot;
 mod matmul;
 pub mod ops;
