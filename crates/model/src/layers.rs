@@ -16,6 +16,7 @@ use crate::{KvCache, LayerWeight, LlamaConfig, LoraBatch, ModelError, Rope};
 mod autodiff;
 mod causal;
 mod host;
+mod swiglu;
 pub(crate) use host::HostPass;
 
 /// How projections hold their weights, and so how the CPU path rounds.
@@ -161,7 +162,11 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>, lora: &LoraBatch) -> Tensor<3> {
-        let hidden = silu(self.gate.forward(x.clone(), lora)) * self.up.forward(x, lora);
+        let (gate, up) = (self.gate.forward(x.clone(), lora), self.up.forward(x, lora));
+        let hidden = match swiglu::applies(&gate, &up) {
+            true => swiglu::gate(gate, up),
+            false => silu(gate) * up,
+        };
         self.down.forward(hidden, lora)
     }
 }
