@@ -18,6 +18,8 @@
 
 use std::sync::OnceLock;
 
+use crate::BlockFormat;
+
 /// bf16 values per tile row (64 bytes), so the `k` step of one tile product.
 pub const TILE_K: usize = 32;
 /// Output columns per `B` tile.
@@ -80,17 +82,15 @@ impl Bf16Rows {
     /// `x`: `[rows, cols]` row-major.
     pub fn new(x: &[f32], rows: usize, cols: usize) -> Self {
         assert_eq!(x.len(), rows * cols, "x is [rows, cols]");
-        Self::from_rows(rows, cols, |r, out| out.copy_from_slice(&x[r * cols..(r + 1) * cols]))
+        Self::from_rows(rows, cols, |r, out| convert(&x[r * cols..(r + 1) * cols], out))
     }
 
-    /// `[rows, cols]` where `row(r, out)` writes row `r` (`cols` values).
-    pub fn from_rows(rows: usize, cols: usize, mut row: impl FnMut(usize, &mut [f32])) -> Self {
+    /// `[rows, cols]` where `row(r, out)` writes row `r` (`cols` bf16 values).
+    pub fn from_rows(rows: usize, cols: usize, mut row: impl FnMut(usize, &mut [u16])) -> Self {
         let ld = cols.next_multiple_of(TILE_K);
         let mut data = Lines::zeros(rows.next_multiple_of(BLOCK) * ld);
-        let mut values = vec![0.0; cols];
         for (r, dst) in data.chunks_exact_mut(ld).take(rows).enumerate() {
-            row(r, &mut values);
-            convert(&values, &mut dst[..cols]);
+            row(r, &mut dst[..cols]);
         }
         Self { data, rows, ld }
     }
@@ -107,18 +107,38 @@ fn to_bf16(v: f32) -> u16 {
     (bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
 }
 
-/// `dst[i] = bf16(src[i])`.
-fn convert(src: &[f32], dst: &mut [u16]) {
+/// `dst[i] = bf16(src[i])`. Panics unless [`available`].
+pub fn convert(src: &[f32], dst: &mut [u16]) {
     assert!(available() && src.len() == dst.len());
     // SAFETY: `available` checked the AVX-512 features `imp::convert` is compiled for.
     unsafe { imp::convert(src, dst) }
 }
 
-/// `dst[2i] = bf16(even[i])`, `dst[2i + 1] = bf16(odd[i])`.
-fn interleave(even: &[f32], odd: &[f32], dst: &mut [u16]) {
-    assert!(available() && even.len() == odd.len() && dst.len() == 2 * even.len());
-    // SAFETY: as in `convert`.
-    unsafe { imp::interleave(even, odd, dst) }
+/// Dequantizes whole blocks of `format` straight to bf16, each value rounded once from the f32
+/// the format defines (`q * d + m` for Q4_1, `q * d` for Q8_0); `false`, writing nothing, for
+/// formats without a kernel here. Panics unless [`available`].
+///
+/// Why by hand: the trainer unpacks every base weight twice per sequence, and going through an
+/// f32 row and a second pass to round it cost a fifth of a training step.
+pub fn dequantize(format: BlockFormat, blocks: &[u8], dst: &mut [u16]) -> bool {
+    assert!(available());
+    let whole = |bytes: usize| blocks.len().is_multiple_of(bytes) && blocks.len() / bytes * 32 == dst.len();
+    match format {
+        // SAFETY (both): `available` checked the features the kernels are compiled for.
+        BlockFormat::Q4_1 if whole(20) => unsafe { imp::q4_1(blocks, dst) },
+        BlockFormat::Q8_0 if whole(34) => unsafe { imp::q8_0(blocks, dst) },
+        BlockFormat::Q4_1 | BlockFormat::Q8_0 => panic!("{format:?}: not whole blocks for {} values", dst.len()),
+        _ => return false,
+    }
+    true
+}
+
+/// `dst[2i] = even[i]`, `dst[2i + 1] = odd[i]`.
+fn interleave(even: &[u16], odd: &[u16], dst: &mut [u16]) {
+    assert!(even.len() == odd.len() && dst.len() == 2 * even.len());
+    for ((d, &e), &o) in dst.chunks_exact_mut(2).zip(even).zip(odd) {
+        d.copy_from_slice(&[e, o]);
+    }
 }
 
 /// `B`: `[k, n]` as AMX tiles, zero-padded to whole tiles (and an even number of column tiles).
@@ -148,34 +168,34 @@ impl Bf16Tiles {
         tile + (k % TILE_K / 2) * 2 * TILE_N + (n % TILE_N) * 2 + k % 2
     }
 
-    /// `B = W^T` for a `W` of `[n, k]`; `row(j, out)` writes row `j` of `W` (`k` values).
-    pub fn transposed(n: usize, k: usize, mut row: impl FnMut(usize, &mut [f32])) -> Self {
+    /// `B = W^T` for a `W` of `[n, k]`; `row(j, out)` writes row `j` of `W` (`k` bf16 values).
+    pub fn transposed(n: usize, k: usize, mut row: impl FnMut(usize, &mut [u16])) -> Self {
         let mut b = Self::zeros(k, n);
-        let (mut values, mut bits) = (vec![0.0; k], vec![0; k.next_multiple_of(2)]);
+        let mut bits = vec![0; k.next_multiple_of(2)];
         for j in 0..n {
-            row(j, &mut values);
-            convert(&values, &mut bits[..k]);
+            row(j, &mut bits[..k]);
             // Row j of W is column j of B: one bf16 pair per tile row, 64 bytes apart.
             for (kt, chunk) in bits.chunks(TILE_K).enumerate() {
                 let at = b.at(kt * TILE_K, j);
-                for (p, pair) in chunk.chunks_exact(2).enumerate() {
-                    b.data[at + p * 2 * TILE_N..][..2].copy_from_slice(pair);
+                let tile = &mut b.data[at..at + TILE_ELEMS - 2 * TILE_N + 2];
+                for (dst, pair) in tile.chunks_mut(2 * TILE_N).zip(chunk.chunks_exact(2)) {
+                    dst[..2].copy_from_slice(pair);
                 }
             }
         }
         b
     }
 
-    /// `B = W` for a `W` of `[k, n]`; `row(i, out)` writes row `i` of `W` (`n` values).
-    pub fn direct(k: usize, n: usize, mut row: impl FnMut(usize, &mut [f32])) -> Self {
+    /// `B = W` for a `W` of `[k, n]`; `row(i, out)` writes row `i` of `W` (`n` bf16 values).
+    pub fn direct(k: usize, n: usize, mut row: impl FnMut(usize, &mut [u16])) -> Self {
         let mut b = Self::zeros(k, n);
-        let (mut even, mut odd) = (vec![0.0; n], vec![0.0; n]);
+        let (mut even, mut odd) = (vec![0; n], vec![0; n]);
         for i in (0..k).step_by(2) {
             // Rows i and i + 1 of W interleave into one row of each column tile.
             row(i, &mut even);
             match i + 1 < k {
                 true => row(i + 1, &mut odd),
-                false => odd.fill(0.0),
+                false => odd.fill(0),
             }
             for (nt, (e, o)) in even.chunks(TILE_N).zip(odd.chunks(TILE_N)).enumerate() {
                 let at = b.at(i, nt * TILE_N);
@@ -186,16 +206,31 @@ impl Bf16Tiles {
     }
 }
 
-/// `out[i][j] (+)= sum_k a[i][k0 + k] b[k][j]` for `i < a.rows`, `j < b.n`, with `out`'s rows
-/// `ld` apart; `accumulate` adds to `out` instead of overwriting it. `k0` is a multiple of
-/// [`TILE_K`]; `a` must have the columns `k0..k0 + b`'s rows. Panics unless [`available`].
-pub fn matmul(a: &Bf16Rows, k0: usize, b: &Bf16Tiles, out: &mut [f32], ld: usize, accumulate: bool) {
+/// How [`matmul`] stores its product `p` (`[a.rows, b.n]`) into `out`, whose rows are `ld` apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// `out[i][j] = p[i][j]`.
+    Overwrite,
+    /// `out[i][j] += p[i][j]`.
+    Add,
+    /// `out[j][i] = p[i][j]`.
+    Transpose,
+}
+
+/// `p[i][j] = sum_k a[i][k0 + k] b[k][j]` for `i < a.rows`, `j < b.n`, stored into `out` as
+/// `store` says. `k0` is a multiple of [`TILE_K`]; `a` must have the columns `k0..k0 + b`'s
+/// rows. Panics unless [`available`].
+pub fn matmul(a: &Bf16Rows, k0: usize, b: &Bf16Tiles, out: &mut [f32], ld: usize, store: Store) {
     assert!(available(), "AMX bf16 is not available on this CPU");
     assert!(k0.is_multiple_of(TILE_K) && k0 + b.k_tiles * TILE_K <= a.ld, "a holds the k columns");
     if a.rows == 0 || b.n == 0 {
         return;
     }
-    assert!(ld >= b.n && out.len() >= (a.rows - 1) * ld + b.n, "out holds [a.rows, b.n]");
+    let (rows, cols) = match store {
+        Store::Transpose => (b.n, a.rows),
+        Store::Overwrite | Store::Add => (a.rows, b.n),
+    };
+    assert!(ld >= cols && out.len() >= (rows - 1) * ld + cols, "out holds [{rows}, {cols}]");
     let mut acc = Block([0.0; 4 * TILE_ROWS * TILE_N]);
     let b_stride = b.k_tiles * TILE_ELEMS;
     let mut product = |r0: usize, nt: usize| {
@@ -203,7 +238,7 @@ pub fn matmul(a: &Bf16Rows, k0: usize, b: &Bf16Tiles, out: &mut [f32], ld: usize
         let b0 = &b.data[nt * b_stride..(nt + 2) * b_stride];
         imp::block(a0, a.ld, b0, b.k_tiles, &mut acc);
         let (rows, cols) = (r0..a.rows.min(r0 + BLOCK), nt * TILE_N..b.n.min((nt + 2) * TILE_N));
-        scatter(&acc, out, ld, rows, cols, accumulate);
+        scatter(&acc, out, ld, rows, cols, store);
     };
     imp::configure();
     // The smaller operand is read again for each block of the larger one: it stays in L2 while
@@ -222,23 +257,31 @@ pub fn matmul(a: &Bf16Rows, k0: usize, b: &Bf16Tiles, out: &mut [f32], ld: usize
 #[repr(C, align(64))]
 struct Block([f32; 4 * TILE_ROWS * TILE_N]);
 
-/// Adds or copies the valid part of a block into `out`.
+/// Stores the valid part of a block, product rows `rows` and columns `cols`, into `out`.
 fn scatter(
     acc: &Block,
     out: &mut [f32],
     ld: usize,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
-    accumulate: bool,
+    store: Store,
 ) {
+    // Element (r, c) of the block.
+    let at = |r: usize, c: usize| (r / TILE_ROWS * 2 + c / TILE_N) * TILE_ROWS * TILE_N + r % TILE_ROWS * TILE_N + c % TILE_N;
+    if store == Store::Transpose {
+        for (c, j) in cols.enumerate() {
+            let dst = &mut out[j * ld + rows.start..j * ld + rows.end];
+            dst.iter_mut().enumerate().for_each(|(r, d)| *d = acc.0[at(r, c)]);
+        }
+        return;
+    }
     for (r, i) in rows.enumerate() {
         let row = &mut out[i * ld + cols.start..i * ld + cols.end];
         for (half, dst) in row.chunks_mut(TILE_N).enumerate() {
-            let tile = (r / TILE_ROWS) * 2 + half;
-            let src = &acc.0[tile * TILE_ROWS * TILE_N + (r % TILE_ROWS) * TILE_N..][..dst.len()];
-            match accumulate {
-                true => dst.iter_mut().zip(src).for_each(|(d, s)| *d += s),
-                false => dst.copy_from_slice(src),
+            let src = &acc.0[at(r, half * TILE_N)..][..dst.len()];
+            match store {
+                Store::Add => dst.iter_mut().zip(src).for_each(|(d, s)| *d += s),
+                Store::Overwrite | Store::Transpose => dst.copy_from_slice(src),
             }
         }
     }
@@ -247,7 +290,7 @@ fn scatter(
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod imp {
     use std::arch::asm;
-    use std::arch::x86_64::{__cpuid_count, __get_cpuid_max};
+    use std::arch::x86_64::{__cpuid_count, __get_cpuid_max, _mm_cvtph_ps, _mm_cvtsi32_si128, _mm_cvtss_f32};
 
     use super::{BLOCK, Block, TILE_ELEMS, TILE_K, TILE_N, TILE_ROWS, to_bf16};
 
@@ -268,7 +311,8 @@ mod imp {
         // Every AMX CPU has these; the conversions below are compiled for them.
         let avx512 = is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl");
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("f16c");
         if !avx512 {
             return false;
         }
@@ -302,14 +346,41 @@ mod imp {
         }
     }
 
+    /// `block_q4_1 { half d; half m; u8 qs[16] }` blocks to bf16.
+    ///
     /// # Safety
-    /// As for [`convert`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn interleave(even: &[f32], odd: &[f32], dst: &mut [u16]) {
-        for ((d, &e), &o) in dst.chunks_exact_mut(2).zip(even).zip(odd) {
-            d[0] = to_bf16(e);
-            d[1] = to_bf16(o);
+    /// As for [`convert`], and F16C.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    pub(super) unsafe fn q4_1(blocks: &[u8], dst: &mut [u16]) {
+        for (b, y) in blocks.chunks_exact(20).zip(dst.chunks_exact_mut(32)) {
+            let (d, m) = (half(b, 0), half(b, 2));
+            let (lo, hi) = y.split_at_mut(16);
+            for ((lo, hi), &q) in lo.iter_mut().zip(hi).zip(&b[4..20]) {
+                *lo = to_bf16(f32::from(q & 0xF) * d + m);
+                *hi = to_bf16(f32::from(q >> 4) * d + m);
+            }
         }
+    }
+
+    /// `block_q8_0 { half d; i8 qs[32] }` blocks to bf16.
+    ///
+    /// # Safety
+    /// As for [`q4_1`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    pub(super) unsafe fn q8_0(blocks: &[u8], dst: &mut [u16]) {
+        for (b, y) in blocks.chunks_exact(34).zip(dst.chunks_exact_mut(32)) {
+            let d = half(b, 0);
+            for (y, &q) in y.iter_mut().zip(&b[2..34]) {
+                *y = to_bf16(f32::from(q as i8) * d);
+            }
+        }
+    }
+
+    /// The f16 at `b[at..at + 2]`.
+    #[target_feature(enable = "f16c")]
+    fn half(b: &[u8], at: usize) -> f32 {
+        let bits = u16::from_le_bytes([b[at], b[at + 1]]);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
     }
 
     /// Loads the tile shapes on this thread (each thread has its own tile state).
@@ -388,7 +459,10 @@ mod imp {
     pub(super) unsafe fn convert(_: &[f32], _: &mut [u16]) {
         unreachable!("callers check `available`")
     }
-    pub(super) unsafe fn interleave(_: &[f32], _: &[f32], _: &mut [u16]) {
+    pub(super) unsafe fn q4_1(_: &[u8], _: &mut [u16]) {
+        unreachable!("callers check `available`")
+    }
+    pub(super) unsafe fn q8_0(_: &[u8], _: &mut [u16]) {
         unreachable!("callers check `available`")
     }
     pub(super) fn configure() {
@@ -404,6 +478,7 @@ mod imp {
 mod tests {
     use super::*;
 
+    use airlock_gguf::GgmlType;
     use half::bf16;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
@@ -444,29 +519,53 @@ mod tests {
         let expected = |i: usize, j: usize| -> f32 {
             (0..k).map(|t| round(x[i * cols + k0 + t]) * round(w[j * k + t])).sum()
         };
-        let ld = n + 3;
-        let start: Vec<f32> = (0..m * ld).map(|i| i as f32).collect();
-        // B = W^T, overwriting; B = W^T again from W^T's rows (`direct`), accumulating.
-        let transposed = Bf16Tiles::transposed(n, k, |j, row| row.copy_from_slice(&w[j * k..(j + 1) * k]));
+        // B = W^T, overwriting and transposed; B = W^T again from W^T's rows (`direct`), adding.
+        let transposed = Bf16Tiles::transposed(n, k, |j, row| convert(&w[j * k..(j + 1) * k], row));
         let direct = Bf16Tiles::direct(k, n, |t, row| {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = w[j * k + t];
-            }
+            let column: Vec<f32> = (0..n).map(|j| w[j * k + t]).collect();
+            convert(&column, row);
         });
-        for (b, accumulate) in [(&transposed, false), (&direct, true)] {
+        for (b, store) in [(&transposed, Store::Overwrite), (&direct, Store::Add), (&transposed, Store::Transpose)] {
+            // `out` is [m, ld] with ld = n + 3, or [n, ld] with ld = m + 3 when transposed.
+            let (rows, ld) = if store == Store::Transpose { (n, m + 3) } else { (m, n + 3) };
+            let start: Vec<f32> = (0..rows * ld).map(|i| i as f32).collect();
             let mut out = start.clone();
-            matmul(&a, k0, b, &mut out, ld, accumulate);
+            matmul(&a, k0, b, &mut out, ld, store);
             for i in 0..m {
-                for j in 0..ld {
-                    let got = out[i * ld + j];
-                    let want = match (j < n, accumulate) {
-                        (false, _) => start[i * ld + j],
-                        (true, false) => expected(i, j),
-                        (true, true) => start[i * ld + j] + expected(i, j),
+                for j in 0..n + 3 {
+                    let at = if store == Store::Transpose { j * ld + i } else { i * ld + j };
+                    let (got, before) = match at < out.len() {
+                        true => (out[at], start[at]),
+                        false => continue, // past the last row of the transposed `out`
+                    };
+                    let want = match (j < n, store) {
+                        (false, _) => before,
+                        (true, Store::Add) => before + expected(i, j),
+                        (true, _) => expected(i, j),
                     };
                     assert!((got - want).abs() < 1e-3 * (1.0 + want.abs()), "[{i}, {j}]: {got} vs {want}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn dequantized_blocks_are_the_rounded_values_of_the_gguf_format() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AMX bf16 tiles");
+            return;
+        }
+        let mut rng = StdRng::seed_from_u64(4);
+        let values: Vec<f32> = (0..32 * 9).map(|_| rng.random_range(-3.0f32..2.0)).collect();
+        for (ty, format) in [(GgmlType::Q4_1, BlockFormat::Q4_1), (GgmlType::Q8_0, BlockFormat::Q8_0)] {
+            let blocks = airlock_gguf::quantize(ty, &values).expect("quantizes");
+            let mut exact = vec![0.0; values.len()];
+            airlock_gguf::dequantize(ty, &blocks, &mut exact).expect("dequantizes");
+            let mut got = vec![0; values.len()];
+            assert!(dequantize(format, &blocks, &mut got));
+            let want: Vec<u16> = exact.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
+            assert_eq!(got, want, "{ty:?}");
+        }
+        assert!(!dequantize(BlockFormat::Q6_K, &[], &mut []), "no kernel for Q6_K here");
     }
 }

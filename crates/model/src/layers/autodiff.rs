@@ -26,7 +26,7 @@ use burn::tensor::{Device, Tensor, TensorData, s};
 use rayon::prelude::*;
 
 use airlock_gguf::GgmlType;
-use airlock_kernels::amx::{self, Bf16Rows, Bf16Tiles};
+use airlock_kernels::amx::{self, Bf16Rows, Bf16Tiles, Store};
 use airlock_kernels::{BlockFormat, QMatrix};
 
 /// The most weights dequantized at once, in either pass (4 MiB of f32).
@@ -111,14 +111,14 @@ impl Backward<Flex, 1> for PackedLinear {
 fn tiles_forward(x: Tensor<2>, w: &QMatrix) -> Tensor<2> {
     let [m, cols] = x.dims();
     let x = host(x);
-    let x_t = Bf16Tiles::transposed(m, cols, |i, row| row.copy_from_slice(&x[i * cols..(i + 1) * cols]));
-    let mut y_t = vec![0.0; w.rows() * m]; // [rows, m]
+    let x_t = Bf16Tiles::transposed(m, cols, |i, row| amx::convert(&x[i * cols..(i + 1) * cols], row));
+    let mut y = vec![0.0; m * w.rows()];
     let rows_of = RowSource::new(w);
     for rows in slices(w) {
-        let a = Bf16Rows::from_rows(rows.len(), cols, |j, row| rows_of.dequantize(rows.start + j, row));
-        amx::matmul(&a, 0, &x_t, &mut y_t[rows.start * m..], m, false);
+        let a = Bf16Rows::from_rows(rows.len(), cols, |j, row| rows_of.dequantize_bf16(rows.start + j, row));
+        amx::matmul(&a, 0, &x_t, &mut y[rows.start..], w.rows(), Store::Transpose);
     }
-    Tensor::<2>::from_data(TensorData::new(y_t, [w.rows(), m]), &Device::flex()).transpose()
+    Tensor::from_data(TensorData::new(y, [m, w.rows()]), &Device::flex())
 }
 
 /// `dy W` on AMX tiles, `dy`: `[m, rows]` -> `[m, cols]`, summed over the slices of `W`'s rows.
@@ -128,8 +128,8 @@ fn tiles_backward(dy: Tensor<2>, w: &QMatrix) -> Tensor<2> {
     let mut dx = vec![0.0; m * w.cols()];
     let rows_of = RowSource::new(w);
     for rows in slices(w) {
-        let b = Bf16Tiles::direct(rows.len(), w.cols(), |i, row| rows_of.dequantize(rows.start + i, row));
-        amx::matmul(&dy, rows.start, &b, &mut dx, w.cols(), true);
+        let b = Bf16Tiles::direct(rows.len(), w.cols(), |i, row| rows_of.dequantize_bf16(rows.start + i, row));
+        amx::matmul(&dy, rows.start, &b, &mut dx, w.cols(), Store::Add);
     }
     Tensor::from_data(TensorData::new(dx, [m, w.cols()]), &Device::flex())
 }
@@ -165,8 +165,20 @@ impl<'a> RowSource<'a> {
 
     /// Row `r` of `w` into `out` (`cols` values).
     fn dequantize(&self, r: usize, out: &mut [f32]) {
-        let bytes = &self.w.data()[r * self.row_bytes..(r + 1) * self.row_bytes];
-        airlock_gguf::dequantize(self.ty, bytes, out).expect("rows are whole blocks");
+        airlock_gguf::dequantize(self.ty, self.bytes(r), out).expect("rows are whole blocks");
+    }
+
+    /// Row `r` of `w` into `out` as bf16 (`cols` values), for [`amx`].
+    fn dequantize_bf16(&self, r: usize, out: &mut [u16]) {
+        if !amx::dequantize(self.w.format(), self.bytes(r), out) {
+            let mut values = vec![0.0; out.len()];
+            self.dequantize(r, &mut values);
+            amx::convert(&values, out);
+        }
+    }
+
+    fn bytes(&self, r: usize) -> &[u8] {
+        &self.w.data()[r * self.row_bytes..(r + 1) * self.row_bytes]
     }
 }
 
