@@ -56,7 +56,7 @@ where
     let input = Tensor::<3>::from_primitive::<Flex>(x.primitive().clone());
     let [batch, seq, cols] = input.dims();
     let input = input.reshape([batch * seq, cols]);
-    let output = if amx::available() {
+    let output = if on_tiles() {
         tiles_forward(input, w)
     } else {
         let parts = slices(w).map(|rows| input.clone().matmul(dequantize_rows(w, rows).transpose()));
@@ -85,7 +85,7 @@ impl Backward<Flex, 1> for PackedLinear {
             let dy = Tensor::<3>::from_primitive::<Flex>(dy);
             let [batch, seq, rows] = dy.dims();
             let dy = dy.reshape([batch * seq, rows]);
-            if amx::available() {
+            if on_tiles() {
                 return tiles_backward(dy, &w)
                     .reshape([batch, seq, w.cols()])
                     .try_into_primitive::<Flex>()
@@ -104,6 +104,15 @@ impl Backward<Flex, 1> for PackedLinear {
                 .expect("gradients stay on the flex device")
         });
     }
+}
+
+/// Whether the products run on AMX tiles.
+fn on_tiles() -> bool {
+    #[cfg(test)]
+    if tests::F32_PRODUCTS.get() {
+        return false;
+    }
+    amx::available()
 }
 
 /// `x W^T` on AMX tiles, `x`: `[m, cols]` -> `[m, rows]`. Computed as `(W x^T)^T`, so that the
@@ -198,8 +207,15 @@ fn dequantize_rows(w: &QMatrix, rows: Range<usize>) -> Tensor<2> {
 mod tests {
     use super::*;
 
+    use std::cell::Cell;
+
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
+
+    thread_local! {
+        /// Keeps the products in f32 on a CPU with AMX, so that both paths are tested there.
+        pub(super) static F32_PRODUCTS: Cell<bool> = const { Cell::new(false) };
+    }
 
     /// A packed `[rows, cols]` matrix and its exact dequantized values.
     fn matrix(ty: GgmlType, format: BlockFormat, rows: usize, cols: usize) -> (Arc<QMatrix>, Vec<f32>) {
@@ -238,31 +254,33 @@ mod tests {
             let mut rng = StdRng::seed_from_u64(8);
             let x: Vec<f32> = (0..6 * cols).map(|_| rng.random_range(-1.0f32..1.0)).collect();
             let c: Vec<f32> = (0..6 * rows).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-            for device in [
-                Device::flex().autodiff(),
-                Device::flex().autodiff().gradient_checkpointing(),
-            ] {
-                // On AMX tiles both operands of each product are rounded to bf16; the reference
-                // multiplies the same rounded values in f32.
-                let operand = |v: &[f32]| -> Vec<f32> {
-                    match amx::available() {
-                        true => v.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect(),
-                        false => v.to_vec(),
-                    }
-                };
-                let dense = Tensor::<2>::from_data(TensorData::new(operand(&exact), [rows, cols]), &device);
-                let (y_ref, dx_ref) = run(&device, &operand(&x), &operand(&c), shape, |x| {
-                    x.matmul(dense.clone().transpose().unsqueeze())
-                });
-                let (y, dx) = run(&device, &x, &c, shape, |x| {
-                    assert!(is_tracked_on_cpu(&x));
-                    linear(x, &w)
-                });
-                // Equal up to summation order.
-                let worst = dx.iter().zip(&dx_ref).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-                assert!(worst < 1e-3, "{ty:?}: dx differs by {worst}");
-                let worst = y.iter().zip(&y_ref).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-                assert!(worst < 1e-3, "{ty:?}: y differs by {worst}");
+            // Where the CPU has AMX tiles, both paths: products kept in f32, and on tiles.
+            let paths: &[bool] = if amx::available() { &[true, false] } else { &[true] };
+            for device in [Device::flex().autodiff(), Device::flex().autodiff().gradient_checkpointing()] {
+                for &f32_products in paths {
+                    F32_PRODUCTS.set(f32_products);
+                    // On AMX tiles both operands of each product are rounded to bf16; the reference
+                    // multiplies the same rounded values in f32.
+                    let operand = |v: &[f32]| -> Vec<f32> {
+                        match on_tiles() {
+                            true => v.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect(),
+                            false => v.to_vec(),
+                        }
+                    };
+                    let dense = Tensor::<2>::from_data(TensorData::new(operand(&exact), [rows, cols]), &device);
+                    let (y_ref, dx_ref) = run(&device, &operand(&x), &operand(&c), shape, |x| {
+                        x.matmul(dense.clone().transpose().unsqueeze())
+                    });
+                    let (y, dx) = run(&device, &x, &c, shape, |x| {
+                        assert!(is_tracked_on_cpu(&x));
+                        linear(x, &w)
+                    });
+                    // Equal up to summation order.
+                    let worst = dx.iter().zip(&dx_ref).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                    assert!(worst < 1e-3, "{ty:?}, f32 {f32_products}: dx differs by {worst}");
+                    let worst = y.iter().zip(&y_ref).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                    assert!(worst < 1e-3, "{ty:?}, f32 {f32_products}: y differs by {worst}");
+                }
             }
         }
     }
