@@ -55,7 +55,7 @@ fn layer0_lora_deltas_match_peft_exactly() {
         (LayerWeight::K, "k_proj"),
         (LayerWeight::V, "v_proj"),
     ] {
-        let got = weights.delta(0, w, x.clone()).expect("layer 0 is adapted");
+        let got = weights.delta(0, w, x.clone(), 1.0).expect("layer 0 is adapted");
         let got = got.into_data().try_to_vec::<f32>().expect("f32");
         let want = tensor(&probe, &format!("prompt0.layer0.{name}.lora_delta.gguf_rows"));
         let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);

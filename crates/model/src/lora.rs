@@ -106,13 +106,14 @@ impl LoraWeights {
         self.scale
     }
 
-    /// `scale * x A^T B^T` for one projection, `x`: `[batch, seq, in]`; `None` when this adapter
-    /// does not touch it.
-    pub fn delta(&self, layer: usize, weight: LayerWeight, x: Tensor<3>) -> Option<Tensor<3>> {
+    /// `user_scale * scale * x A^T B^T` for one projection, `x`: `[batch, seq, in]`; `None` when
+    /// this adapter does not touch it. The scales multiply the rank-`r` product, a small fraction
+    /// of the output's size.
+    pub fn delta(&self, layer: usize, weight: LayerWeight, x: Tensor<3>, user_scale: f32) -> Option<Tensor<3>> {
         let f = self.factors.get(&(layer, weight))?;
         let x = self.dropout.apply(x, layer, weight);
-        let low = burn::tensor::module::linear(x, f.a_t.clone(), None); // [batch, seq, r]
-        Some(burn::tensor::module::linear(low, f.b_t.clone(), None) * self.scale)
+        let low = burn::tensor::module::linear(x, f.a_t.clone(), None) * (self.scale * user_scale); // [batch, seq, r]
+        Some(burn::tensor::module::linear(low, f.b_t.clone(), None))
     }
 }
 
@@ -150,7 +151,7 @@ impl LoraBatch {
     pub(crate) fn delta(&self, layer: usize, weight: LayerWeight, x: &Tensor<3>) -> Option<Tensor<3>> {
         let set_delta = |set: &AdapterSet, x: Tensor<3>| {
             set.iter()
-                .filter_map(|(w, user_scale)| w.delta(layer, weight, x.clone()).map(|d| d * *user_scale))
+                .filter_map(|(w, user_scale)| w.delta(layer, weight, x.clone(), *user_scale))
                 .reduce(|a, b| a + b)
         };
         match self.rows.as_slice() {
