@@ -146,22 +146,21 @@ fn silu_mul_lanes<const W: usize>(flavor: Ggml, gate: &mut [f32], up: &[f32]) {
 }
 
 multiversion! {
-    /// The gradients of [`silu_mul`]'s `h = silu(g) * u` given `dh`, for training: with
-    /// `s = sigmoid(g)`, `dg = dh * u * s * (1 + g * (1 - s))` and `du = dh * silu(g)`. Written
-    /// into `d_gate` and `d_up`.
-    pub fn silu_mul_backward(gate: &[f32], up: &[f32], d_out: &[f32], d_gate: &mut [f32], d_up: &mut [f32]) {
+    /// The gradients of [`silu_mul`]'s `h = silu(g) * u` given `dh`, for training, in place: with
+    /// `s = sigmoid(g)`, `dg = dh * u * s * (1 + g * (1 - s))` replaces `g` in `gate`, and
+    /// `du = dh * silu(g)` replaces `dh` in `d_out` (no buffers to allocate and zero).
+    pub fn silu_mul_backward(gate: &mut [f32], up: &[f32], d_out: &mut [f32]) {
         let n = gate.len();
-        assert!(up.len() == n && d_out.len() == n && d_gate.len() == n && d_up.len() == n);
+        assert!(up.len() == n && d_out.len() == n);
         // Eight at a time, so that the compiler turns `expf`'s branches into vector selects.
-        let (g, u, dh) = (gate.as_chunks::<8>().0, up.as_chunks::<8>().0, d_out.as_chunks::<8>().0);
-        let (dg, du) = (d_gate.as_chunks_mut::<8>().0, d_up.as_chunks_mut::<8>().0);
+        let (g, u, dh) = (gate.as_chunks_mut::<8>().0, up.as_chunks::<8>().0, d_out.as_chunks_mut::<8>().0);
         for c in 0..g.len() {
             for i in 0..8 {
-                (dg[c][i], du[c][i]) = silu_mul_grad(g[c][i], u[c][i], dh[c][i]);
+                (g[c][i], dh[c][i]) = silu_mul_grad(g[c][i], u[c][i], dh[c][i]);
             }
         }
         for i in n / 8 * 8..n {
-            (d_gate[i], d_up[i]) = silu_mul_grad(gate[i], up[i], d_out[i]);
+            (gate[i], d_out[i]) = silu_mul_grad(gate[i], up[i], d_out[i]);
         }
     }
 }
@@ -245,8 +244,8 @@ mod tests {
         let gate: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.4).collect(); // -7.2..7.2
         let up: Vec<f32> = gate.iter().map(|g| 0.5 - g * 0.3).collect();
         let d_out: Vec<f32> = gate.iter().map(|g| 1.0 + g * 0.1).collect();
-        let (mut d_gate, mut d_up) = (vec![0.0; 37], vec![0.0; 37]);
-        silu_mul_backward(&gate, &up, &d_out, &mut d_gate, &mut d_up);
+        let (mut d_gate, mut d_up) = (gate.clone(), d_out.clone());
+        silu_mul_backward(&mut d_gate, &up, &mut d_up);
         let eps = 1e-4;
         for i in 0..37 {
             let (g, u, dh) = (f64::from(gate[i]), f64::from(up[i]), f64::from(d_out[i]));

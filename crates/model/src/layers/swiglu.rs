@@ -71,9 +71,8 @@ impl Backward<Flex, 2> for SwiGlu {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let Saved { gate, up, dims } = ops.state;
-        let d_out = host(Tensor::<3>::from_primitive::<Flex>(grads.consume::<Flex>(&ops.node)));
-        let (mut d_gate, mut d_up) = (vec![0.0; gate.len()], vec![0.0; gate.len()]);
-        ops::silu_mul_backward(&gate, &up, &d_out, &mut d_gate, &mut d_up);
+        let (mut d_gate, mut d_up) = (gate, host(Tensor::<3>::from_primitive::<Flex>(grads.consume::<Flex>(&ops.node))));
+        ops::silu_mul_backward(&mut d_gate, &up, &mut d_up);
         let [p_gate, p_up] = ops.parents;
         for (parent, grad) in [(p_gate, d_gate), (p_up, d_up)] {
             if let Some(node) = parent {
