@@ -99,6 +99,7 @@ impl Bf16Rows {
 /// `v` rounded to the nearest bf16 (ties to even), as bits; NaN stays NaN. Integer operations
 /// only, so that the loops around it vectorize.
 #[inline(always)]
+#[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
 fn to_bf16(v: f32) -> u16 {
     let bits = v.to_bits();
     if bits & 0x7FFF_FFFF > 0x7F80_0000 {
@@ -222,7 +223,10 @@ pub enum Store {
 /// rows. Panics unless [`available`].
 pub fn matmul(a: &Bf16Rows, k0: usize, b: &Bf16Tiles, out: &mut [f32], ld: usize, store: Store) {
     assert!(available(), "AMX bf16 is not available on this CPU");
-    assert!(k0.is_multiple_of(TILE_K) && k0 + b.k_tiles * TILE_K <= a.ld, "a holds the k columns");
+    assert!(
+        k0.is_multiple_of(TILE_K) && k0 + b.k_tiles * TILE_K <= a.ld,
+        "a holds the k columns"
+    );
     if a.rows == 0 || b.n == 0 {
         return;
     }
@@ -230,7 +234,10 @@ pub fn matmul(a: &Bf16Rows, k0: usize, b: &Bf16Tiles, out: &mut [f32], ld: usize
         Store::Transpose => (b.n, a.rows),
         Store::Overwrite | Store::Add => (a.rows, b.n),
     };
-    assert!(ld >= cols && out.len() >= (rows - 1) * ld + cols, "out holds [{rows}, {cols}]");
+    assert!(
+        ld >= cols && out.len() >= (rows - 1) * ld + cols,
+        "out holds [{rows}, {cols}]"
+    );
     let mut acc = Block([0.0; 4 * TILE_ROWS * TILE_N]);
     let b_stride = b.k_tiles * TILE_ELEMS;
     let mut product = |r0: usize, nt: usize| {
@@ -267,7 +274,9 @@ fn scatter(
     store: Store,
 ) {
     // Element (r, c) of the block.
-    let at = |r: usize, c: usize| (r / TILE_ROWS * 2 + c / TILE_N) * TILE_ROWS * TILE_N + r % TILE_ROWS * TILE_N + c % TILE_N;
+    let at = |r: usize, c: usize| {
+        (r / TILE_ROWS * 2 + c / TILE_N) * TILE_ROWS * TILE_N + r % TILE_ROWS * TILE_N + c % TILE_N
+    };
     if store == Store::Transpose {
         for (c, j) in cols.enumerate() {
             let dst = &mut out[j * ld + rows.start..j * ld + rows.end];
@@ -411,7 +420,13 @@ mod imp {
         // (asserted above: 16 rows of 64 bytes from each pointer), and the four stores fill
         // `acc` (4 x 1 KiB).
         unsafe {
-            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
             for kt in 0..k_tiles {
                 asm!(
                     "tileloadd tmm4, [{a0} + {sa}*1]",
@@ -490,9 +505,22 @@ mod tests {
     #[test]
     fn bf16_rounding_is_halfs() {
         let mut rng = StdRng::seed_from_u64(5);
-        let edges = [0.0, -0.0, 1.0, f32::MAX, f32::MIN_POSITIVE, 1e-40, f32::INFINITY, f32::NEG_INFINITY];
+        let edges = [
+            0.0,
+            -0.0,
+            1.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-40,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
         // Exact ties: the bit just below bf16's last one set, and nothing under it.
-        let ties = [f32::from_bits(0x3F80_8000), f32::from_bits(0x3F81_8000), f32::from_bits(0xBF80_8000)];
+        let ties = [
+            f32::from_bits(0x3F80_8000),
+            f32::from_bits(0x3F81_8000),
+            f32::from_bits(0xBF80_8000),
+        ];
         let random = (0..10_000).map(|_| f32::from_bits(rng.random::<u32>()));
         for v in edges.into_iter().chain(ties).chain(random) {
             let want = bf16::from_f32(v);
@@ -516,24 +544,35 @@ mod tests {
         let x: Vec<f32> = (0..m * cols).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let w: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0f32..1.0)).collect(); // [n, k]
         let a = Bf16Rows::new(&x, m, cols);
-        let expected = |i: usize, j: usize| -> f32 {
-            (0..k).map(|t| round(x[i * cols + k0 + t]) * round(w[j * k + t])).sum()
-        };
+        let expected =
+            |i: usize, j: usize| -> f32 { (0..k).map(|t| round(x[i * cols + k0 + t]) * round(w[j * k + t])).sum() };
         // B = W^T, overwriting and transposed; B = W^T again from W^T's rows (`direct`), adding.
         let transposed = Bf16Tiles::transposed(n, k, |j, row| convert(&w[j * k..(j + 1) * k], row));
         let direct = Bf16Tiles::direct(k, n, |t, row| {
             let column: Vec<f32> = (0..n).map(|j| w[j * k + t]).collect();
             convert(&column, row);
         });
-        for (b, store) in [(&transposed, Store::Overwrite), (&direct, Store::Add), (&transposed, Store::Transpose)] {
+        for (b, store) in [
+            (&transposed, Store::Overwrite),
+            (&direct, Store::Add),
+            (&transposed, Store::Transpose),
+        ] {
             // `out` is [m, ld] with ld = n + 3, or [n, ld] with ld = m + 3 when transposed.
-            let (rows, ld) = if store == Store::Transpose { (n, m + 3) } else { (m, n + 3) };
+            let (rows, ld) = if store == Store::Transpose {
+                (n, m + 3)
+            } else {
+                (m, n + 3)
+            };
             let start: Vec<f32> = (0..rows * ld).map(|i| i as f32).collect();
             let mut out = start.clone();
             matmul(&a, k0, b, &mut out, ld, store);
             for i in 0..m {
                 for j in 0..n + 3 {
-                    let at = if store == Store::Transpose { j * ld + i } else { i * ld + j };
+                    let at = if store == Store::Transpose {
+                        j * ld + i
+                    } else {
+                        i * ld + j
+                    };
                     let (got, before) = match at < out.len() {
                         true => (out[at], start[at]),
                         false => continue, // past the last row of the transposed `out`
@@ -543,7 +582,10 @@ mod tests {
                         (true, Store::Add) => before + expected(i, j),
                         (true, _) => expected(i, j),
                     };
-                    assert!((got - want).abs() < 1e-3 * (1.0 + want.abs()), "[{i}, {j}]: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() < 1e-3 * (1.0 + want.abs()),
+                        "[{i}, {j}]: {got} vs {want}"
+                    );
                 }
             }
         }

@@ -251,8 +251,14 @@ mod tests {
             let (g, u, dh) = (f64::from(gate[i]), f64::from(up[i]), f64::from(d_out[i]));
             let want_g = dh * (h(g + eps, u) - h(g - eps, u)) / (2.0 * eps);
             let want_u = dh * (h(g, u + eps) - h(g, u - eps)) / (2.0 * eps);
-            assert!((f64::from(d_gate[i]) - want_g).abs() < 1e-4 * (1.0 + want_g.abs()), "dg at {g}");
-            assert!((f64::from(d_up[i]) - want_u).abs() < 1e-4 * (1.0 + want_u.abs()), "du at {g}");
+            assert!(
+                (f64::from(d_gate[i]) - want_g).abs() < 1e-4 * (1.0 + want_g.abs()),
+                "dg at {g}"
+            );
+            assert!(
+                (f64::from(d_up[i]) - want_u).abs() < 1e-4 * (1.0 + want_u.abs()),
+                "du at {g}"
+            );
         }
     }
 

@@ -137,7 +137,9 @@ fn tiles_backward(dy: Tensor<2>, w: &QMatrix) -> Tensor<2> {
     let mut dx = vec![0.0; m * w.cols()];
     let rows_of = RowSource::new(w);
     for rows in slices(w) {
-        let b = Bf16Tiles::direct(rows.len(), w.cols(), |i, row| rows_of.dequantize_bf16(rows.start + i, row));
+        let b = Bf16Tiles::direct(rows.len(), w.cols(), |i, row| {
+            rows_of.dequantize_bf16(rows.start + i, row)
+        });
         amx::matmul(&dy, rows.start, &b, &mut dx, w.cols(), Store::Add);
     }
     Tensor::from_data(TensorData::new(dx, [m, w.cols()]), &Device::flex())
@@ -256,7 +258,10 @@ mod tests {
             let c: Vec<f32> = (0..6 * rows).map(|_| rng.random_range(-1.0f32..1.0)).collect();
             // Where the CPU has AMX tiles, both paths: products kept in f32, and on tiles.
             let paths: &[bool] = if amx::available() { &[true, false] } else { &[true] };
-            for device in [Device::flex().autodiff(), Device::flex().autodiff().gradient_checkpointing()] {
+            for device in [
+                Device::flex().autodiff(),
+                Device::flex().autodiff().gradient_checkpointing(),
+            ] {
                 for &f32_products in paths {
                     F32_PRODUCTS.set(f32_products);
                     // On AMX tiles both operands of each product are rounded to bf16; the reference

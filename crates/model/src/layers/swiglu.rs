@@ -71,7 +71,10 @@ impl Backward<Flex, 2> for SwiGlu {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let Saved { gate, up, dims } = ops.state;
-        let (mut d_gate, mut d_up) = (gate, host(Tensor::<3>::from_primitive::<Flex>(grads.consume::<Flex>(&ops.node))));
+        let (mut d_gate, mut d_up) = (
+            gate,
+            host(Tensor::<3>::from_primitive::<Flex>(grads.consume::<Flex>(&ops.node))),
+        );
         ops::silu_mul_backward(&mut d_gate, &up, &mut d_up);
         let [p_gate, p_up] = ops.parents;
         for (parent, grad) in [(p_gate, d_gate), (p_up, d_up)] {
@@ -102,7 +105,8 @@ mod tests {
         let (g, u, c) = (random(6.0), random(2.0), random(1.0));
         let device = Device::flex().autodiff();
         let run = |f: &dyn Fn(Tensor<3>, Tensor<3>) -> Tensor<3>| {
-            let [g, u] = [&g, &u].map(|v| Tensor::<3>::from_data(TensorData::new(v.clone(), shape), &device).require_grad());
+            let [g, u] =
+                [&g, &u].map(|v| Tensor::<3>::from_data(TensorData::new(v.clone(), shape), &device).require_grad());
             let h = f(g.clone(), u.clone());
             let c = Tensor::<3>::from_data(TensorData::new(c.clone(), shape), &device);
             let grads = (h.clone() * c).sum().backward();
@@ -115,7 +119,11 @@ mod tests {
             gate(g, u)
         });
         let want = run(&|g, u| silu(g) * u);
-        for (name, got, want) in [("h", &got[0], &want[0]), ("dg", &got[1], &want[1]), ("du", &got[2], &want[2])] {
+        for (name, got, want) in [
+            ("h", &got[0], &want[0]),
+            ("dg", &got[1], &want[1]),
+            ("du", &got[2], &want[2]),
+        ] {
             let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(worst < 1e-5, "{name} differs by {worst}");
         }
