@@ -31,11 +31,13 @@ pub const BLOCK: usize = 32;
 /// bf16 values per tile.
 const TILE_ELEMS: usize = TILE_ROWS * TILE_K;
 
-/// Whether this CPU and OS run AMX bf16 tiles; asked once per process (the first call also asks
-/// Linux for permission to use the tile state).
+/// Whether this CPU and OS run AMX bf16 tiles and `AIRLOCK_NO_AMX` is unset; asked once per
+/// process (the first call also asks Linux for permission to use the tile state). With
+/// `AIRLOCK_NO_AMX=1` the trainer keeps its products in f32, as on CPUs without AMX, for runs
+/// that must round the same on every CPU.
 pub fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(imp::enable)
+    *AVAILABLE.get_or_init(|| std::env::var_os("AIRLOCK_NO_AMX").is_none_or(|v| v == "0") && imp::enable())
 }
 
 /// bf16 values starting on a cache line, so that each tile row (64 bytes) is one line: twice
