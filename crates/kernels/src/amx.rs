@@ -125,12 +125,10 @@ pub fn convert(src: &[f32], dst: &mut [u16]) {
 /// f32 row and a second pass to round it cost a fifth of a training step.
 pub fn dequantize(format: BlockFormat, blocks: &[u8], dst: &mut [u16]) -> bool {
     assert!(available());
-    let whole = |bytes: usize| blocks.len().is_multiple_of(bytes) && blocks.len() / bytes * 32 == dst.len();
     match format {
         // SAFETY (both): `available` checked the features the kernels are compiled for.
-        BlockFormat::Q4_1 if whole(20) => unsafe { imp::q4_1(blocks, dst) },
-        BlockFormat::Q8_0 if whole(34) => unsafe { imp::q8_0(blocks, dst) },
-        BlockFormat::Q4_1 | BlockFormat::Q8_0 => panic!("{format:?}: not whole blocks for {} values", dst.len()),
+        BlockFormat::Q4_1 => unsafe { imp::q4_1(blocks, dst) },
+        BlockFormat::Q8_0 => unsafe { imp::q8_0(blocks, dst) },
         _ => return false,
     }
     true
@@ -363,14 +361,7 @@ mod imp {
     /// As for [`convert`], and F16C.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
     pub(super) unsafe fn q4_1(blocks: &[u8], dst: &mut [u16]) {
-        for (b, y) in blocks.chunks_exact(20).zip(dst.chunks_exact_mut(32)) {
-            let (d, m) = (half(b, 0), half(b, 2));
-            let (lo, hi) = y.split_at_mut(16);
-            for ((lo, hi), &q) in lo.iter_mut().zip(hi).zip(&b[4..20]) {
-                *lo = to_bf16(f32::from(q & 0xF) * d + m);
-                *hi = to_bf16(f32::from(q >> 4) * d + m);
-            }
-        }
+        crate::ops::unpack_q4_1(blocks, dst, |bits| half(bits), to_bf16);
     }
 
     /// `block_q8_0 { half d; i8 qs[32] }` blocks to bf16.
@@ -379,18 +370,12 @@ mod imp {
     /// As for [`q4_1`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
     pub(super) unsafe fn q8_0(blocks: &[u8], dst: &mut [u16]) {
-        for (b, y) in blocks.chunks_exact(34).zip(dst.chunks_exact_mut(32)) {
-            let d = half(b, 0);
-            for (y, &q) in y.iter_mut().zip(&b[2..34]) {
-                *y = to_bf16(f32::from(q as i8) * d);
-            }
-        }
+        crate::ops::unpack_q8_0(blocks, dst, |bits| half(bits), to_bf16);
     }
 
-    /// The f16 at `b[at..at + 2]`.
+    /// The f16 `bits`, widened.
     #[target_feature(enable = "f16c")]
-    fn half(b: &[u8], at: usize) -> f32 {
-        let bits = u16::from_le_bytes([b[at], b[at + 1]]);
+    fn half(bits: u16) -> f32 {
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
     }
 

@@ -23,7 +23,7 @@ mod expf;
 pub use attention::{AttnPrecision, attend};
 
 #[cfg(target_arch = "x86_64")]
-use crate::Isa;
+use crate::{BlockFormat, Isa};
 use expf::{Ggml, expf};
 
 /// Defines `pub fn $name` that runs `$body` compiled with AVX2 and FMA where the CPU has them.
@@ -171,6 +171,63 @@ fn silu_mul_grad(g: f32, u: f32, dh: f32) -> (f32, f32) {
     (dh * u * s * (1.0 + g * (1.0 - s)), dh * g * s)
 }
 
+multiversion! {
+    /// Whole blocks of `format` to f32, each value as gguf's reference decoders compute it;
+    /// `false`, writing nothing, for formats other than Q4_1 and Q8_0. Why by hand: the trainer
+    /// unpacks every base weight twice per sequence, and gguf's decoders go block by block through
+    /// a function pointer, widening each scale in a call of its own.
+    pub fn dequantize(format: BlockFormat, blocks: &[u8], dst: &mut [f32]) -> bool {
+        let widen = |bits: u16| half::f16::from_bits(bits).to_f32();
+        match format {
+            BlockFormat::Q4_1 => unpack_q4_1(blocks, dst, widen, |v| v),
+            BlockFormat::Q8_0 => unpack_q8_0(blocks, dst, widen, |v| v),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// `block_q4_1 { half d; half m; u8 qs[16] }` blocks: values `q * d + m`, low nibbles first,
+/// each passed through `out`; `half` widens the f16 scales. Panics unless `blocks` are whole
+/// blocks of `dst.len()` values.
+#[inline(always)]
+pub(crate) fn unpack_q4_1<T>(blocks: &[u8], dst: &mut [T], half: impl Fn(u16) -> f32, out: impl Fn(f32) -> T) {
+    assert_whole_blocks(blocks, 20, dst.len());
+    for (b, y) in blocks.chunks_exact(20).zip(dst.chunks_exact_mut(32)) {
+        let (d, m) = (
+            half(u16::from_le_bytes([b[0], b[1]])),
+            half(u16::from_le_bytes([b[2], b[3]])),
+        );
+        let (lo, hi) = y.split_at_mut(16);
+        for ((lo, hi), &q) in lo.iter_mut().zip(hi).zip(&b[4..20]) {
+            *lo = out(f32::from(q & 0xF) * d + m);
+            *hi = out(f32::from(q >> 4) * d + m);
+        }
+    }
+}
+
+/// Panics unless `blocks` are whole blocks of `block_bytes` bytes holding `values` values.
+fn assert_whole_blocks(blocks: &[u8], block_bytes: usize, values: usize) {
+    let whole = blocks.len().is_multiple_of(block_bytes) && blocks.len() / block_bytes * 32 == values;
+    assert!(
+        whole,
+        "{} bytes are not whole {block_bytes}-byte blocks of {values} values",
+        blocks.len()
+    );
+}
+
+/// `block_q8_0 { half d; i8 qs[32] }` blocks: values `q * d`, as [`unpack_q4_1`].
+#[inline(always)]
+pub(crate) fn unpack_q8_0<T>(blocks: &[u8], dst: &mut [T], half: impl Fn(u16) -> f32, out: impl Fn(f32) -> T) {
+    assert_whole_blocks(blocks, 34, dst.len());
+    for (b, y) in blocks.chunks_exact(34).zip(dst.chunks_exact_mut(32)) {
+        let d = half(u16::from_le_bytes([b[0], b[1]]));
+        for (y, &q) in y.iter_mut().zip(&b[2..34]) {
+            *y = out(f32::from(q as i8) * d);
+        }
+    }
+}
+
 /// Rounds every value to the nearest f16 (ties to even) and back, in place: what storing it in
 /// an f16 tensor does, as llama.cpp's KV cache and the f16 operands of its attention products do.
 pub fn round_to_f16(x: &mut [f32]) {
@@ -228,6 +285,8 @@ mod x86 {
 mod tests {
     use super::*;
 
+    use airlock_gguf::GgmlType;
+
     #[test]
     fn rms_norm_scales_each_row_to_unit_root_mean_square() {
         let x = [3.0, 4.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
@@ -235,6 +294,21 @@ mod tests {
         rms_norm(&x, &[1.0, 1.0, 2.0, 1.0], 0.0, &mut out);
         assert_eq!(&out[..2], &[1.2, 1.6]);
         assert_eq!(&out[4..], &[1.0, 1.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn dequantized_blocks_equal_gguf_decoders() {
+        let values: Vec<f32> = (0..32 * 9).map(|i| ((i * 37 % 101) as f32 - 60.0) / 17.0).collect();
+        for (ty, format) in [(GgmlType::Q4_1, BlockFormat::Q4_1), (GgmlType::Q8_0, BlockFormat::Q8_0)] {
+            let blocks = airlock_gguf::quantize(ty, &values).expect("quantizes");
+            let mut want = vec![0.0; values.len()];
+            airlock_gguf::dequantize(ty, &blocks, &mut want).expect("dequantizes");
+            let mut got = vec![f32::NAN; values.len()];
+            assert!(dequantize(format, &blocks, &mut got));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{ty:?}");
+        }
+        assert!(!dequantize(BlockFormat::Q6_K, &[], &mut []), "no kernel for Q6_K here");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use airlock_gguf::GgmlType;
 use airlock_kernels::amx::{self, Bf16Rows, Bf16Tiles, Store};
-use airlock_kernels::{BlockFormat, QMatrix};
+use airlock_kernels::{BlockFormat, QMatrix, ops};
 
 /// The most weights dequantized at once, in either pass (4 MiB of f32).
 const SLICE_ELEMS: usize = 1 << 20;
@@ -176,7 +176,9 @@ impl<'a> RowSource<'a> {
 
     /// Row `r` of `w` into `out` (`cols` values).
     fn dequantize(&self, r: usize, out: &mut [f32]) {
-        airlock_gguf::dequantize(self.ty, self.bytes(r), out).expect("rows are whole blocks");
+        if !ops::dequantize(self.w.format(), self.bytes(r), out) {
+            airlock_gguf::dequantize(self.ty, self.bytes(r), out).expect("rows are whole blocks");
+        }
     }
 
     /// Row `r` of `w` into `out` as bf16 (`cols` values), for [`amx`].
