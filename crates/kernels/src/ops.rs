@@ -22,8 +22,9 @@ mod expf;
 
 pub use attention::{AttnPrecision, attend};
 
+use crate::BlockFormat;
 #[cfg(target_arch = "x86_64")]
-use crate::{BlockFormat, Isa};
+use crate::Isa;
 use expf::{Ggml, expf};
 
 /// Defines `pub fn $name` that runs `$body` compiled with AVX2 and FMA where the CPU has them.
