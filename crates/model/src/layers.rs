@@ -17,6 +17,7 @@ mod autodiff;
 mod causal;
 mod host;
 mod swiglu;
+pub(crate) use autodiff::is_tracked_on_cpu;
 pub(crate) use host::HostPass;
 
 /// How projections hold their weights, and so how the CPU path rounds.
@@ -163,7 +164,7 @@ pub struct Mlp {
 impl Mlp {
     pub fn forward(&self, x: Tensor<3>, lora: &LoraBatch) -> Tensor<3> {
         let (gate, up) = (self.gate.forward(x.clone(), lora), self.up.forward(x, lora));
-        let hidden = match swiglu::applies(&gate, &up) {
+        let hidden = match autodiff::is_tracked_on_cpu(&gate) || autodiff::is_tracked_on_cpu(&up) {
             true => swiglu::gate(gate, up),
             false => silu(gate) * up,
         };
@@ -212,7 +213,7 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, layer: usize, pass: &Pass, c
     let q = pass.rope.apply(q, start);
     let k = pass.rope.apply(k, start);
     let (k_all, v_all) = cache.append(layer, k.clone(), v.clone()); // [1, n_kv, total, hd]
-    if start == 0 && causal::applies(&q) {
+    if start == 0 && autodiff::is_tracked_on_cpu(&q) {
         // Training: a sequence with no past, whose own keys and values are all there are;
         // attention is differentiated as one op.
         return causal::attention(q, k, v);

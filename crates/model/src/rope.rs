@@ -59,7 +59,7 @@ impl Rope {
 
     /// Rotates `x` whose sequence positions start at `start`.
     pub fn apply(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
-        match x.is_tracked() && x.device() == Device::flex() {
+        match crate::layers::is_tracked_on_cpu(&x) {
             true => self.tracked(x, start),
             false => self.untracked(x, start),
         }

@@ -33,7 +33,7 @@ use airlock_kernels::{BlockFormat, QMatrix, ops};
 const SLICE_ELEMS: usize = 1 << 20;
 
 /// Whether the product with `x` must be recorded: `x` is tracked on the CPU's autodiff device.
-pub(super) fn is_tracked_on_cpu(x: &Tensor<3>) -> bool {
+pub(crate) fn is_tracked_on_cpu<const D: usize>(x: &Tensor<D>) -> bool {
     x.is_tracked() && x.device() == Device::flex()
 }
 

@@ -20,14 +20,9 @@ use burn::backend::{Autodiff, DispatchKindConversion, DispatchTensor, Flex, Grad
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-/// Whether [`attention`] applies: `q` is tracked on the CPU's autodiff device.
-pub(super) fn applies(q: &Tensor<4>) -> bool {
-    q.is_tracked() && q.device() == Device::flex()
-}
-
 /// `softmax(q k^T / sqrt(D) + causal mask) v` for one sequence whose keys and values are all
 /// of `k`, `v` (an empty cache): `q` `[1, G*R, L, D]`, `k`, `v` `[1, G, L, D]` ->
-/// `[1, G*R, L, D]`.
+/// `[1, G*R, L, D]`, for a `q` tracked on the CPU's autodiff device.
 pub(super) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     match q.device().gradient_checkpointing_strategy() {
         Some(GradientCheckpointingStrategy::Disabled) => tracked::<NoCheckpointing>(q, k, v),
@@ -189,7 +184,7 @@ mod tests {
         };
         let want = reference(q.clone(), share(k.clone()), share(v.clone()), None, None, options);
         let want_grads = (want.clone() * c.clone()).sum().backward();
-        assert!(applies(&q));
+        assert!(crate::layers::is_tracked_on_cpu(&q));
         let got = attention(q.clone(), k.clone(), v.clone());
         let got_grads = (got.clone() * c).sum().backward();
         let values = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().expect("f32");
